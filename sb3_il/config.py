@@ -1,0 +1,130 @@
+"""Run configuration: one dataclass, filled from ``zoo_configs/{algo}.yml`` and then CLI overrides.
+
+Defaults are the reference article's settings; the YAML files (RL Zoo style, keyed by env id) hold the
+per-env choices, chiefly which Hub expert to imitate. A run writes the resolved config as ``config.yml``
+so that ``--config-file runs/.../config.yml`` reproduces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
+ALGOS = ("bc", "dagger")
+
+
+class UserError(Exception):
+    """Bad input: the CLI prints the one-line message (which says how to fix it) and exits with code 2."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a BC or DAgger run."""
+
+    algo: str = "dagger"
+    env_id: str = "Hopper-v4"
+    #: Hub repo of the expert (``sb3/{algo}-{env}``); the zoo config supplies a default per env.
+    expert: str | None = None
+    seed: int = 0
+    #: Expert transitions collected before training (whole episodes, at least this many steps).
+    n_demo_steps: int = 1000
+    #: DAgger iterations after the initial fit on the demonstrations; each first collects
+    #: ``steps_per_iter`` learner steps and relabels them with the expert. BC is iteration 0 alone.
+    n_iters: int = 10
+    steps_per_iter: int = 1000
+    grad_steps: int = 1000
+    batch_size: int = 100
+    lr: float = 5e-3
+    buffer_size: int = 1_000_000
+    #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
+    #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).
+    beta_schedule: str = "0"
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
+    normalize: bool = True
+    #: Episodes per evaluation after each iteration, and for the final learner/expert numbers.
+    eval_episodes: int = 5
+    final_eval_episodes: int = 20
+    #: Reuse saved demonstrations (imitation's format) instead of querying the expert for them.
+    demos: str | None = None
+
+    def validate(self) -> None:
+        """Reject settings that would crash later or silently train nothing."""
+        if self.algo not in ALGOS:
+            raise UserError(f"unknown algo {self.algo!r}; use one of {', '.join(ALGOS)}")
+        if self.algo == "dagger" and int(self.n_iters) <= 0:
+            raise UserError(f"--n-iters must be a positive integer for dagger, got {self.n_iters}")
+        for name in (
+            "n_demo_steps",
+            "steps_per_iter",
+            "grad_steps",
+            "batch_size",
+            "buffer_size",
+            "eval_episodes",
+            "final_eval_episodes",
+        ):
+            if int(getattr(self, name)) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be > 0, got {self.lr}")
+        if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):
+            raise UserError(f"net_arch must be a list of positive layer sizes, got {self.net_arch}")
+        from sb3_il.envs import make_env
+        from sb3_il.trainers import parse_beta_schedule
+
+        parse_beta_schedule(self.beta_schedule)
+        make_env(self.env_id).close()
+        if not self.expert:
+            raise UserError(
+                f"no default expert for {self.env_id} in zoo_configs/{self.algo}.yml; "
+                "pass --expert ORG/ALGO-ENV (a Hub repo such as sb3/sac-Hopper-v3)"
+            )
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.algo}-{self.env_id}-s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None) -> dict[str, Any]:
+    """The Zoo-style entry for ``env_id`` in ``zoo_configs/{algo}[-{config_name}].yml`` (empty if absent)."""
+    stem = algo if config_name in (None, "article") else f"{algo}-{config_name}"
+    path = ZOO_CONFIGS / f"{stem}.yml"
+    if not path.exists():
+        choices = sorted(p.stem for p in ZOO_CONFIGS.glob(f"{algo}*.yml"))
+        raise UserError(f"no config {path.name}; available: {', '.join(choices)}")
+    table = yaml.safe_load(path.read_text()) or {}
+    return dict(table.get(env_id, {}))
+
+
+def make_config(
+    algo: str, env_id: str, overrides: dict[str, Any], config_name: str | None = None, config_file: str | None = None
+) -> TrainConfig:
+    """Defaults < zoo config for (algo, env) < ``config_file`` (a saved run's config.yml) < CLI overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values.update(yaml.safe_load(Path(config_file).read_text()))
+        except (OSError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read config file {config_file}: {err}".splitlines()[0]) from None
+        algo, env_id = values.get("algo", algo), values.get("env_id", env_id)
+    else:
+        values.update(zoo_hyperparams(algo, env_id, config_name))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(algo=algo, env_id=env_id)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(known))}")
+    if algo == "bc":
+        values["n_iters"] = 0
+    config = TrainConfig(**values)
+    config.validate()
+    return config

@@ -1,0 +1,139 @@
+"""The learner: the article's MLP built as a plain SB3 ``PPO`` model, so its zip is a normal PPO zip.
+
+Why PPO and not a custom module: ``PPO.load`` then needs no ``custom_objects`` or import of this package,
+``model.predict(..., deterministic=True)`` returns exactly what we trained (the Gaussian mean, clipped to
+the action bounds, or the argmax for discrete actions), and ``model.learn`` continues with RL.
+Only the actor (``mlp_extractor.policy_net`` + ``action_net``) is trained by imitation; the value head is
+left for RL fine-tuning to fit.
+
+Observation standardization travels as ``vec_normalize.pkl`` (frozen ``VecNormalize`` statistics), the
+convention RL Zoo users already load with ``VecNormalize.load``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from torch import nn
+
+from sb3_il.files import atomic_write
+
+POLICY_FILE = "policy.zip"
+VEC_NORMALIZE_FILE = "vec_normalize.pkl"
+
+
+class ObsNormalizer:
+    """Frozen ``VecNormalize``-equivalent statistics (same formula, clip and epsilon)."""
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray, clip_obs: float = 10.0, epsilon: float = 1e-8) -> None:
+        self.mean, self.var, self.clip_obs, self.epsilon = (
+            mean.astype(np.float64),
+            var.astype(np.float64),
+            clip_obs,
+            epsilon,
+        )
+        self._mean_t = th.as_tensor(self.mean, dtype=th.float32)
+        self._scale_t = th.as_tensor(1.0 / np.sqrt(self.var + epsilon), dtype=th.float32)
+
+    @classmethod
+    def from_data(cls, obs: th.Tensor) -> ObsNormalizer:
+        obs64 = obs.double()
+        return cls(obs64.mean(0).numpy(), obs64.var(0, unbiased=False).numpy())
+
+    def numpy(self, obs: np.ndarray) -> np.ndarray:
+        """Exactly ``VecNormalize.normalize_obs``, so our actions match the saved artifact's bit for bit."""
+        return np.clip((obs - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip_obs, self.clip_obs).astype(
+            np.float32
+        )
+
+    def torch(self, obs: th.Tensor) -> th.Tensor:
+        """Float32 version for the training loop."""
+        return th.clamp((obs - self._mean_t) * self._scale_t, -self.clip_obs, self.clip_obs)
+
+    def to_vec_normalize(self, venv: VecEnv) -> VecNormalize:
+        vec_normalize = VecNormalize(
+            venv, training=False, norm_obs=True, norm_reward=False, clip_obs=self.clip_obs, epsilon=self.epsilon
+        )
+        vec_normalize.obs_rms = RunningMeanStd(shape=self.mean.shape)
+        vec_normalize.obs_rms.mean, vec_normalize.obs_rms.var = self.mean.copy(), self.var.copy()
+        return vec_normalize
+
+
+def make_learner(env: gym.Env, net_arch: list[int], seed: int) -> PPO:
+    """A PPO model whose actor is the article's MLP (hidden ``net_arch``, ReLU, linear output)."""
+    policy_kwargs = dict(net_arch=dict(pi=list(net_arch), vf=list(net_arch)), activation_fn=nn.ReLU)
+    return PPO("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device="cpu", verbose=0)
+
+
+def actor_output(policy: ActorCriticPolicy, obs: th.Tensor) -> th.Tensor:
+    """Action means (Box) or logits (Discrete) for already-normalized flat observations; differentiable.
+
+    Same modules as ``policy.predict`` (whose features extractor is a ``Flatten``, a no-op on flat obs).
+    """
+    return policy.action_net(policy.mlp_extractor.policy_net(obs))
+
+
+def actor_parameters(policy: ActorCriticPolicy) -> list[nn.Parameter]:
+    return [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
+
+
+class Learner:
+    """The policy being trained plus its observation statistics; callable as ``obs batch -> actions``."""
+
+    def __init__(self, model: PPO, normalizer: ObsNormalizer | None = None) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        space = model.action_space
+        self._discrete = isinstance(space, gym.spaces.Discrete)
+        self._low = None if self._discrete else space.low
+        self._high = None if self._discrete else space.high
+
+    @property
+    def policy(self) -> ActorCriticPolicy:
+        return self.model.policy
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """What ``model.predict(deterministic=True)`` returns, without its per-call checks (hot path)."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.normalizer is not None:
+            obs = self.normalizer.numpy(obs)
+        with th.no_grad():
+            out = actor_output(self.policy, th.as_tensor(obs, dtype=th.float32)).numpy()
+        return out.argmax(axis=1) if self._discrete else np.clip(out, self._low, self._high)
+
+    def save(self, folder: Path) -> None:
+        """Write ``policy.zip`` (and ``vec_normalize.pkl``) atomically into ``folder``."""
+        atomic_write(Path(folder) / POLICY_FILE, lambda p: self.model.save(p))
+        if self.normalizer is not None:
+            venv = DummyVecEnv([lambda: _SpacesOnly(self.model.observation_space, self.model.action_space)])
+            atomic_write(Path(folder) / VEC_NORMALIZE_FILE, self.normalizer.to_vec_normalize(venv).save)
+
+
+class _SpacesOnly(gym.Env):
+    """A stand-in env carrying only spaces: VecNormalize needs a venv, but its pickle drops it."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def load_learner(folder: Path, env: gym.Env | VecEnv | None = None) -> tuple[PPO, VecNormalize | None]:
+    """Load a saved run's policy the way users do: ``PPO.load`` plus ``VecNormalize.load`` if present."""
+    folder = Path(folder)
+    model = PPO.load(folder / POLICY_FILE, env=None, device="cpu")
+    vec_normalize = None
+    if (folder / VEC_NORMALIZE_FILE).exists():
+        venv = (
+            env
+            if isinstance(env, VecEnv)
+            else DummyVecEnv([lambda: env or _SpacesOnly(model.observation_space, model.action_space)])
+        )
+        vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), venv)
+        vec_normalize.training = False
+    return model, vec_normalize

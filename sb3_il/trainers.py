@@ -1,0 +1,205 @@
+"""BC and DAgger, one loop: BC is DAgger's iteration 0 (fit on expert demonstrations) and nothing more.
+
+    demos -> buffer -> fit -> evaluate                                   (iteration 0 = BC)
+    for each DAgger iteration: roll out learner (β-mix with expert) -> relabel with expert
+                               -> aggregate into buffer -> fit -> evaluate
+
+Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000 with the defaults).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import set_random_seed
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from sb3_il.buffer import ReplayBuffer
+from sb3_il.config import TrainConfig, UserError
+from sb3_il.demos import collect_demos, load_demos, save_demos, transitions
+from sb3_il.envs import make_env
+from sb3_il.evaluation import Evaluator, percent_of_expert
+from sb3_il.experts import Expert, load_expert
+from sb3_il.policy import Learner, ObsNormalizer, actor_output, actor_parameters, make_learner
+
+#: Eval episodes are seeded apart from training envs so the learner is never scored on the starts it trained on.
+EVAL_SEED_OFFSET = 1_000_000
+
+
+def parse_beta_schedule(spec: str) -> Callable[[int], float]:
+    """β(iteration) = probability of executing the expert's action while DAgger collects (iteration ≥ 1)."""
+    kind, _, arg = str(spec).partition(":")
+    try:
+        if kind == "0" and not arg:
+            return lambda it: 0.0
+        if kind == "linear" and int(arg) > 0:
+            return lambda it: max(0.0, 1.0 - it / int(arg))
+        if kind == "exp" and 0 <= float(arg) <= 1:
+            return lambda it: float(arg) ** it
+    except ValueError:
+        pass
+    raise UserError(f"bad --beta-schedule {spec!r}; use 0, linear:N (N > 0) or exp:P (0 <= P <= 1)")
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    mean_return: float
+    std_return: float
+    pct_expert: float
+    expert_labels: int
+    env_steps: int
+    grad_steps: int
+    loss: float
+    beta: float
+    wall_s: float
+
+
+@dataclass
+class RunResult:
+    expert_return_mean: float
+    expert_return_std: float
+    curve: list[IterationStats] = field(default_factory=list)
+    n_demo_episodes: int = 0
+
+
+def fit(
+    learner: Learner,
+    optimizer: th.optim.Optimizer,
+    buffer: ReplayBuffer,
+    grad_steps: int,
+    batch_size: int,
+    generator: th.Generator,
+) -> float:
+    """Supervised regression (Box: MSE on the action mean) or classification (Discrete: cross-entropy).
+
+    All minibatch indices are drawn up front and the actor modules are called directly: at this network
+    size the loop is bound by per-op overhead, not arithmetic.
+    """
+    discrete = isinstance(learner.model.action_space, gym.spaces.Discrete)
+    loss_fn = F.cross_entropy if discrete else F.mse_loss
+    all_obs, all_acts = buffer.sample(grad_steps * batch_size, generator)
+    if learner.normalizer is not None:
+        all_obs = learner.normalizer.torch(all_obs)
+    total = th.zeros(())
+    for obs, acts in zip(all_obs.split(batch_size), all_acts.split(batch_size), strict=True):
+        loss = loss_fn(actor_output(learner.policy, obs), acts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+    return float(total) / grad_steps
+
+
+def collect(
+    env: gym.Env, learner: Learner, expert: Expert, n_steps: int, beta: float, rng: np.random.Generator, seed: int
+) -> np.ndarray:
+    """Visit ``n_steps`` states acting with the learner (the expert with probability β); return them.
+
+    The env starts a fresh episode each iteration and resets on termination, so the budget is exact.
+    """
+    observations = np.empty((n_steps, *env.observation_space.shape), dtype=np.float32)
+    obs, _ = env.reset(seed=seed)
+    for t in range(n_steps):
+        observations[t] = obs
+        policy = expert if beta > 0 and rng.random() < beta else learner
+        obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return observations
+
+
+def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = True) -> tuple[Learner, RunResult]:
+    """Run BC or DAgger as configured; writes demos and the policy into ``run_dir`` and logs each iteration."""
+    start = time.perf_counter()
+    set_random_seed(config.seed)
+    generator = th.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    env = make_env(config.env_id)
+    expert = load_expert(config.expert, env)
+    n_final = max(config.eval_episodes, config.final_eval_episodes)
+    evaluator = Evaluator(config.env_id, n_final, seed=EVAL_SEED_OFFSET + 1000 * config.seed)
+
+    expert_returns = evaluator(expert, config.final_eval_episodes)
+    result = RunResult(float(expert_returns.mean()), float(expert_returns.std()))
+    demos = (
+        load_demos(config.demos)
+        if config.demos
+        else collect_demos(expert, config.env_id, config.n_demo_steps, config.seed)
+    )
+    save_demos(run_dir / "demos", demos)
+    demo_obs, demo_acts = transitions(demos)
+    result.n_demo_episodes = len(demos)
+
+    space = env.action_space
+    discrete = isinstance(space, gym.spaces.Discrete)
+    buffer = ReplayBuffer(
+        config.buffer_size,
+        env.observation_space.shape,
+        () if discrete else space.shape,
+        th.long if discrete else th.float32,
+    )
+    buffer.add(demo_obs, demo_acts)
+    learner = Learner(make_learner(env, config.net_arch, config.seed))
+    optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=config.lr, fused=True)
+    beta_at = parse_beta_schedule(config.beta_schedule)
+    labels, env_steps = len(demo_obs), 0
+
+    bar = tqdm(range(config.n_iters + 1), desc=config.run_name, disable=not progress, unit="iter")
+    for it in bar:
+        beta = beta_at(it) if it > 0 else 1.0
+        if it > 0:
+            visited = collect(env, learner, expert, config.steps_per_iter, beta, rng, seed=config.seed * 1000 + it)
+            buffer.add(visited, expert(visited))
+            labels += len(visited)
+            env_steps += len(visited)
+        if config.normalize:
+            learner.normalizer = ObsNormalizer.from_data(buffer.observations())
+        loss = fit(learner, optimizer, buffer, config.grad_steps, config.batch_size, generator)
+        returns = evaluator(learner, n_final if it == config.n_iters else config.eval_episodes)
+        stats = IterationStats(
+            it,
+            float(returns.mean()),
+            float(returns.std()),
+            percent_of_expert(float(returns.mean()), result.expert_return_mean),
+            labels,
+            env_steps,
+            config.grad_steps * (it + 1),
+            loss,
+            beta,
+            time.perf_counter() - start,
+        )
+        result.curve.append(stats)
+        _log(logger, stats)
+        bar.set_postfix(ret=f"{stats.mean_return:.0f}", pct=f"{stats.pct_expert:.1f}%", labels=labels)
+    evaluator.close()
+    env.close()
+    learner.save(run_dir)
+    return learner, result
+
+
+def _log(logger: Logger, stats: IterationStats) -> None:
+    values: dict[str, Any] = {
+        "iteration": stats.iteration,
+        "eval/mean_return": stats.mean_return,
+        "eval/std_return": stats.std_return,
+        "eval/pct_expert": stats.pct_expert,
+        "data/expert_labels": stats.expert_labels,
+        "data/env_steps": stats.env_steps,
+        "data/beta": stats.beta,
+        "train/loss": stats.loss,
+        "train/grad_steps": stats.grad_steps,
+        "time/wall_s": stats.wall_s,
+    }
+    for key, value in values.items():
+        logger.record(key, value)
+    logger.dump(step=stats.iteration)

@@ -1,0 +1,73 @@
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from sb3_il.config import UserError
+from sb3_il.envs import make_env
+from sb3_il.evaluation import Evaluator
+from sb3_il.experts import load_expert
+
+
+def expert_returns(repo_id: str, env_id: str, n: int) -> np.ndarray:
+    expert = load_expert(repo_id, make_env(env_id))
+    return Evaluator(env_id, n, seed=123)(expert, n)
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "env_id", "episodes", "minimum"),
+    [
+        ("sb3/ppo-CartPole-v1", "CartPole-v1", 3, 500),
+        ("sb3/sac-Pendulum-v1", "Pendulum-v1", 5, -250),
+        ("sb3/trpo-Hopper-v3", "Hopper-v4", 3, 3500),
+        ("sb3/trpo-Ant-v3", "Ant-v4", 2, 4000),  # 111-dim expert on the 27-dim Ant-v4: zero padding
+        ("sb3/ppo-HalfCheetah-v3", "HalfCheetah-v4", 2, 5000),
+    ],
+)
+def test_cached_experts_reach_their_level(hub_cache, repo_id, env_id, episodes, minimum):
+    returns = expert_returns(repo_id, env_id, episodes)
+    assert returns.mean() >= minimum, returns
+
+
+@pytest.mark.parametrize("repo_id", ["sb3/tqc-Hopper-v3"])
+def test_contrib_expert_loads_and_acts(hub_cache, repo_id):
+    env = make_env("Hopper-v4")
+    expert = load_expert(repo_id, env)
+    obs, _ = env.reset(seed=0)
+    action = expert(obs[None])
+    assert action.shape == (1, 3) and np.all(np.abs(action) <= 1)
+
+
+def test_missing_repo_is_a_user_error(hub_cache):
+    with pytest.raises(UserError, match="HF_HUB_CACHE"):
+        load_expert("sb3/ppo-NotCached-v0", make_env("CartPole-v1"))
+
+
+def test_expert_for_other_spaces_is_rejected(hub_cache):
+    with pytest.raises(UserError, match="pick an expert trained on Pendulum-v1"):
+        load_expert("sb3/ppo-CartPole-v1", make_env("Pendulum-v1"))
+    with pytest.raises(UserError, match="acts in Box"):
+        load_expert("sb3/trpo-Hopper-v3", make_env("HalfCheetah-v4"))
+    hopper = make_env("Hopper-v4")
+    wider = SimpleNamespace(observation_space=gym.spaces.Box(-np.inf, np.inf, (12,)), action_space=hopper.action_space)
+    with pytest.raises(UserError, match="observations of shape"):
+        load_expert("sb3/trpo-Hopper-v3", wider)
+
+
+def test_corrupt_zip_is_a_user_error(hub_cache, tmp_path, monkeypatch):
+    """A cache whose zip is truncated: copy the cache layout, corrupt the copy, point the Hub client at it."""
+    cache = tmp_path / "cache"
+    shutil.copytree(hub_cache / "models--sb3--ppo-CartPole-v1", cache / "models--sb3--ppo-CartPole-v1", symlinks=False)
+    zip_path = next(Path(cache).rglob("ppo-CartPole-v1.zip"))
+    data = zip_path.read_bytes()
+    zip_path.unlink()
+    zip_path.write_bytes(data[: len(data) // 3])
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    with pytest.raises(UserError, match="re-download"):
+        load_expert("sb3/ppo-CartPole-v1", make_env("CartPole-v1"))
