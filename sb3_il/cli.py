@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="feed raw observations to the policy (no vec_normalize.pkl)",
     )
+    parser.add_argument(
+        "--no-background-eval",
+        dest="background_eval",
+        action="store_false",
+        default=None,
+        help="evaluate in the training process (slower wall time, same numbers)",
+    )
     parser.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
     parser.add_argument("--name", default=None, help="run folder name (default {algo}-{env}-s{seed})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.env_id is None and args.config_file is None:
         raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
     overrides: dict[str, Any] = {name: getattr(args, name) for name in _OVERRIDES}
-    overrides.update(net_arch=args.net_arch, normalize=args.normalize)
+    overrides.update(net_arch=args.net_arch, normalize=args.normalize, background_eval=args.background_eval)
     return make_config(args.algo, args.env_id, overrides, args.config_name, args.config_file)
 
 
@@ -90,7 +97,7 @@ def run(config: TrainConfig, run_dir: Path, progress: bool = True) -> dict[str, 
         write_yaml(stage / "config.yml", config.to_dict())
         logger = configure(str(stage), ["csv", "tensorboard"])
         try:
-            _, result = train(config, stage, logger, progress=progress)
+            result = train(config, stage, logger, progress=progress)
         finally:
             logger.close()
         curve = result.curve
@@ -124,7 +131,8 @@ def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
         "n_demo_episodes": result.n_demo_episodes,
         "env_steps": final.env_steps,
         "grad_steps": final.grad_steps,
-        "wall_s": final.wall_s,
+        "wall_s": result.eval_wall_s,
+        "train_wall_s": final.wall_s,
         "curve": [dataclasses.asdict(s) for s in result.curve],
     }
 

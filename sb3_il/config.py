@@ -50,6 +50,8 @@ class TrainConfig:
     #: Episodes per evaluation after each iteration, and for the final learner/expert numbers.
     eval_episodes: int = 5
     final_eval_episodes: int = 20
+    #: Evaluate in a second process while training goes on (same numbers, less wall time on 2+ cores).
+    background_eval: bool = True
     #: Reuse saved demonstrations (imitation's format) instead of querying the expert for them.
     demos: str | None = None
 

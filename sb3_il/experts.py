@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -29,6 +30,7 @@ import yaml
 from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_sb3 import load_from_hub
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from sb3_il.config import UserError
 
@@ -63,11 +65,13 @@ class _GymToGymnasiumUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-#: Observation adapters keyed by (expert obs dim, env obs dim): Ant-v2/v3 appended 84 contact-force
-#: entries that Ant-v4 leaves out by default; they are ~0 in the old versions, so padding zeros is faithful.
-OBS_ADAPTERS: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {
-    (111, 27): lambda obs: np.concatenate([obs, np.zeros((obs.shape[0], 84), dtype=obs.dtype)], axis=1),
-}
+def _pad_ant_contact_forces(obs: np.ndarray) -> np.ndarray:
+    """Ant-v2/v3 appended 84 contact-force entries that Ant-v4 leaves out; they are ~0 in those versions."""
+    return np.concatenate([obs, np.zeros((obs.shape[0], 84), dtype=obs.dtype)], axis=1)
+
+
+#: Observation adapters keyed by (expert obs dim, env obs dim). Module-level functions, so experts pickle.
+OBS_ADAPTERS: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {(111, 27): _pad_ant_contact_forces}
 
 
 @dataclass
@@ -145,15 +149,20 @@ class Expert:
 
     def __init__(
         self,
-        model: BaseAlgorithm,
+        policy: BasePolicy,
         repo_id: str,
         obs_rms=None,
         clip_obs: float = 10.0,
         epsilon: float = 1e-8,
         adapt: Callable[[np.ndarray], np.ndarray] | None = None,
+        revision: str = "",
+        env_spaces: SimpleNamespace | None = None,
     ) -> None:
-        self.model = model
+        self.policy = policy
         self.repo_id = repo_id
+        #: The Hub commit the files came from, so results can name the exact expert.
+        self.revision = revision
+        self.env_spaces = env_spaces
         self.obs_rms = obs_rms
         self.clip_obs = clip_obs
         self.epsilon = epsilon
@@ -168,8 +177,13 @@ class Expert:
                 (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon), -self.clip_obs, self.clip_obs
             )
         with th.no_grad():
-            actions, _ = self.model.predict(np.asarray(obs, dtype=np.float32), deterministic=True)
+            actions, _ = self.policy.predict(np.asarray(obs, dtype=np.float32), deterministic=True)
         return actions
+
+    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+        """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
+        that cannot cross processes, and a background worker reads the same Hub cache anyway."""
+        return load_expert, (self.repo_id, self.env_spaces)
 
     def policy_fn(self, obs, states=None, episode_starts=None):  # noqa: ANN001, ANN201
         """The callable signature ``imitation.data.rollout`` expects."""
@@ -220,4 +234,5 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
             ) from None
         if vec_normalize.norm_obs:
             obs_rms, clip_obs, epsilon = vec_normalize.obs_rms, vec_normalize.clip_obs, vec_normalize.epsilon
-    return Expert(model, repo_id, obs_rms, clip_obs, epsilon, adapt)
+    spaces = SimpleNamespace(observation_space=obs_space, action_space=act_space, spec=getattr(env, "spec", None))
+    return Expert(model.policy, repo_id, obs_rms, clip_obs, epsilon, adapt, files.model_path.parent.name, spaces)

@@ -85,19 +85,19 @@ def actor_parameters(policy: ActorCriticPolicy) -> list[nn.Parameter]:
 
 
 class Learner:
-    """The policy being trained plus its observation statistics; callable as ``obs batch -> actions``."""
+    """The policy being trained plus its observation statistics; callable as ``obs batch -> actions``.
 
-    def __init__(self, model: PPO, normalizer: ObsNormalizer | None = None) -> None:
-        self.model = model
+    Holds only the policy module (not the PPO model with its env), so a snapshot pickles cheaply for
+    evaluation in a background process.
+    """
+
+    def __init__(self, policy: ActorCriticPolicy, normalizer: ObsNormalizer | None = None) -> None:
+        self.policy = policy
         self.normalizer = normalizer
-        space = model.action_space
-        self._discrete = isinstance(space, gym.spaces.Discrete)
-        self._low = None if self._discrete else space.low
-        self._high = None if self._discrete else space.high
-
-    @property
-    def policy(self) -> ActorCriticPolicy:
-        return self.model.policy
+        space = policy.action_space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        self._low = None if self.discrete else space.low
+        self._high = None if self.discrete else space.high
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """What ``model.predict(deterministic=True)`` returns, without its per-call checks (hot path)."""
@@ -106,14 +106,15 @@ class Learner:
             obs = self.normalizer.numpy(obs)
         with th.no_grad():
             out = actor_output(self.policy, th.as_tensor(obs, dtype=th.float32)).numpy()
-        return out.argmax(axis=1) if self._discrete else np.clip(out, self._low, self._high)
+        return out.argmax(axis=1) if self.discrete else np.clip(out, self._low, self._high)
 
-    def save(self, folder: Path) -> None:
-        """Write ``policy.zip`` (and ``vec_normalize.pkl``) atomically into ``folder``."""
-        atomic_write(Path(folder) / POLICY_FILE, lambda p: self.model.save(p))
-        if self.normalizer is not None:
-            venv = DummyVecEnv([lambda: _SpacesOnly(self.model.observation_space, self.model.action_space)])
-            atomic_write(Path(folder) / VEC_NORMALIZE_FILE, self.normalizer.to_vec_normalize(venv).save)
+
+def save_policy(model: PPO, normalizer: ObsNormalizer | None, folder: Path) -> None:
+    """Write ``policy.zip`` (and ``vec_normalize.pkl``) atomically into ``folder``."""
+    atomic_write(Path(folder) / POLICY_FILE, model.save)
+    if normalizer is not None:
+        venv = DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
+        atomic_write(Path(folder) / VEC_NORMALIZE_FILE, normalizer.to_vec_normalize(venv).save)
 
 
 class _SpacesOnly(gym.Env):

@@ -9,8 +9,11 @@ Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000
 
 from __future__ import annotations
 
+import copy
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,13 @@ from sb3_il.buffer import ReplayBuffer
 from sb3_il.config import TrainConfig, UserError
 from sb3_il.demos import collect_demos, load_demos, save_demos, transitions
 from sb3_il.envs import make_env
-from sb3_il.evaluation import Evaluator, percent_of_expert
+from sb3_il.evaluation import Evaluator, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
-from sb3_il.policy import Learner, ObsNormalizer, actor_output, actor_parameters, make_learner
+from sb3_il.policy import Learner, ObsNormalizer, actor_output, actor_parameters, make_learner, save_policy
 
-#: Eval episodes are seeded apart from training envs so the learner is never scored on the starts it trained on.
-EVAL_SEED_OFFSET = 1_000_000
+#: Evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ... for every run: never the training envs' seeds,
+#: and the same starts for the expert and for learners of every seed.
+EVAL_SEED = 1_000_000
 
 
 def parse_beta_schedule(spec: str) -> Callable[[int], float]:
@@ -66,10 +70,12 @@ class IterationStats:
 
 @dataclass
 class RunResult:
-    expert_return_mean: float
-    expert_return_std: float
+    n_demo_episodes: int
+    expert_return_mean: float = float("nan")
+    expert_return_std: float = float("nan")
     curve: list[IterationStats] = field(default_factory=list)
-    n_demo_episodes: int = 0
+    #: Wall time until the last evaluation was in (``curve[-1].wall_s`` is training time alone).
+    eval_wall_s: float = float("nan")
 
 
 def fit(
@@ -85,8 +91,7 @@ def fit(
     All minibatch indices are drawn up front and the actor modules are called directly: at this network
     size the loop is bound by per-op overhead, not arithmetic.
     """
-    discrete = isinstance(learner.model.action_space, gym.spaces.Discrete)
-    loss_fn = F.cross_entropy if discrete else F.mse_loss
+    loss_fn = F.cross_entropy if learner.discrete else F.mse_loss
     all_obs, all_acts = buffer.sample(grad_steps * batch_size, generator)
     if learner.normalizer is not None:
         all_obs = learner.normalizer.torch(all_obs)
@@ -118,7 +123,7 @@ def collect(
     return observations
 
 
-def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = True) -> tuple[Learner, RunResult]:
+def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = True) -> RunResult:
     """Run BC or DAgger as configured; writes demos and the policy into ``run_dir`` and logs each iteration."""
     start = time.perf_counter()
     set_random_seed(config.seed)
@@ -127,64 +132,77 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
     env = make_env(config.env_id)
     expert = load_expert(config.expert, env)
     n_final = max(config.eval_episodes, config.final_eval_episodes)
-    evaluator = Evaluator(config.env_id, n_final, seed=EVAL_SEED_OFFSET + 1000 * config.seed)
+    evaluator = Evaluator(config.env_id, n_final, EVAL_SEED, background=config.background_eval)
+    try:
+        expert_key = f"{expert.repo_id}@{expert.revision}|{config.env_id}|seed={EVAL_SEED}"
+        expert_eval = evaluate_expert(evaluator, expert, expert_key, config.final_eval_episodes)
+        if config.demos:
+            demos = load_demos(config.demos)
+        else:
+            demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed)
+        save_demos(run_dir / "demos", demos)
+        demo_obs, demo_acts = transitions(demos)
+        result = RunResult(n_demo_episodes=len(demos))
 
-    expert_returns = evaluator(expert, config.final_eval_episodes)
-    result = RunResult(float(expert_returns.mean()), float(expert_returns.std()))
-    demos = (
-        load_demos(config.demos)
-        if config.demos
-        else collect_demos(expert, config.env_id, config.n_demo_steps, config.seed)
-    )
-    save_demos(run_dir / "demos", demos)
-    demo_obs, demo_acts = transitions(demos)
-    result.n_demo_episodes = len(demos)
-
-    space = env.action_space
-    discrete = isinstance(space, gym.spaces.Discrete)
-    buffer = ReplayBuffer(
-        config.buffer_size,
-        env.observation_space.shape,
-        () if discrete else space.shape,
-        th.long if discrete else th.float32,
-    )
-    buffer.add(demo_obs, demo_acts)
-    learner = Learner(make_learner(env, config.net_arch, config.seed))
-    optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=config.lr, fused=True)
-    beta_at = parse_beta_schedule(config.beta_schedule)
-    labels, env_steps = len(demo_obs), 0
-
-    bar = tqdm(range(config.n_iters + 1), desc=config.run_name, disable=not progress, unit="iter")
-    for it in bar:
-        beta = beta_at(it) if it > 0 else 1.0
-        if it > 0:
-            visited = collect(env, learner, expert, config.steps_per_iter, beta, rng, seed=config.seed * 1000 + it)
-            buffer.add(visited, expert(visited))
-            labels += len(visited)
-            env_steps += len(visited)
-        if config.normalize:
-            learner.normalizer = ObsNormalizer.from_data(buffer.observations())
-        loss = fit(learner, optimizer, buffer, config.grad_steps, config.batch_size, generator)
-        returns = evaluator(learner, n_final if it == config.n_iters else config.eval_episodes)
-        stats = IterationStats(
-            it,
-            float(returns.mean()),
-            float(returns.std()),
-            percent_of_expert(float(returns.mean()), result.expert_return_mean),
-            labels,
-            env_steps,
-            config.grad_steps * (it + 1),
-            loss,
-            beta,
-            time.perf_counter() - start,
+        space = env.action_space
+        discrete = isinstance(space, gym.spaces.Discrete)
+        buffer = ReplayBuffer(
+            config.buffer_size,
+            env.observation_space.shape,
+            () if discrete else space.shape,
+            th.long if discrete else th.float32,
         )
-        result.curve.append(stats)
-        _log(logger, stats)
-        bar.set_postfix(ret=f"{stats.mean_return:.0f}", pct=f"{stats.pct_expert:.1f}%", labels=labels)
-    evaluator.close()
-    env.close()
-    learner.save(run_dir)
-    return learner, result
+        buffer.add(demo_obs, demo_acts)
+        model = make_learner(env, config.net_arch, config.seed)
+        learner = Learner(model.policy)
+        optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=config.lr, fused=True)
+        beta_at = parse_beta_schedule(config.beta_schedule)
+        labels, env_steps = len(demo_obs), 0
+
+        def report(stats: dict[str, Any], returns: Future[np.ndarray]) -> None:
+            """Log an iteration once its evaluation is in (evaluations finish in submission order)."""
+            if not result.curve:
+                expert_returns = expert_eval.result()
+                result.expert_return_mean, result.expert_return_std = expert_returns.mean(), expert_returns.std()
+            mean, std = float(returns.result().mean()), float(returns.result().std())
+            pct = percent_of_expert(mean, result.expert_return_mean)
+            result.curve.append(IterationStats(mean_return=mean, std_return=std, pct_expert=pct, **stats))
+            _log(logger, result.curve[-1])
+            bar.set_postfix(ret=f"{mean:.0f}", pct=f"{pct:.1f}%", labels=stats["expert_labels"])
+            bar.update()
+
+        pending: deque[tuple[dict[str, Any], Future[np.ndarray]]] = deque()
+        bar = tqdm(total=config.n_iters + 1, desc=config.run_name, disable=not progress, unit="iter")
+        for it in range(config.n_iters + 1):
+            beta = beta_at(it) if it > 0 else 1.0
+            if it > 0:
+                visited = collect(env, learner, expert, config.steps_per_iter, beta, rng, seed=config.seed * 1000 + it)
+                buffer.add(visited, expert(visited))
+                labels += len(visited)
+                env_steps += len(visited)
+            if config.normalize:
+                learner.normalizer = ObsNormalizer.from_data(buffer.observations())
+            loss = fit(learner, optimizer, buffer, config.grad_steps, config.batch_size, generator)
+            stats = dict(
+                iteration=it,
+                expert_labels=labels,
+                env_steps=env_steps,
+                grad_steps=config.grad_steps * (it + 1),
+                loss=loss,
+                beta=beta,
+                wall_s=time.perf_counter() - start,
+            )
+            n_episodes = n_final if it == config.n_iters else config.eval_episodes
+            pending.append((stats, evaluator.submit(copy.deepcopy(learner), n_episodes)))
+            while pending and (pending[0][1].done() or it == config.n_iters):
+                report(*pending.popleft())
+        bar.close()
+        save_policy(model, learner.normalizer, run_dir)
+        result.eval_wall_s = time.perf_counter() - start
+        return result
+    finally:
+        evaluator.close()
+        env.close()
 
 
 def _log(logger: Logger, stats: IterationStats) -> None:

@@ -8,13 +8,13 @@ import pytest
 
 from sb3_il.config import UserError
 from sb3_il.envs import make_env
-from sb3_il.evaluation import Evaluator
+from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import load_expert
 
 
 def expert_returns(repo_id: str, env_id: str, n: int) -> np.ndarray:
     expert = load_expert(repo_id, make_env(env_id))
-    return Evaluator(env_id, n, seed=123)(expert, n)
+    return EpisodeRunner(env_id, n, seed=123)(expert, n)
 
 
 @pytest.mark.parametrize(

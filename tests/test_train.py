@@ -67,7 +67,7 @@ def test_policy_round_trips_through_ppo_load(runs_dir):
     # The same policy, as the trainer evaluated it, gives exactly the same actions.
     from sb3_il.policy import Learner, ObsNormalizer
 
-    learner = Learner(model, ObsNormalizer(venv.obs_rms.mean, venv.obs_rms.var))
+    learner = Learner(model.policy, ObsNormalizer(venv.obs_rms.mean, venv.obs_rms.var))
     np.testing.assert_array_equal(learner(raw), actions)
     # Reloading gives identical weights and actions, and RL continues.
     again = PPO.load(run / "policy.zip")
