@@ -131,7 +131,7 @@ def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
         "n_demo_episodes": result.n_demo_episodes,
         "env_steps": final.env_steps,
         "grad_steps": final.grad_steps,
-        "wall_s": result.eval_wall_s,
+        "wall_s": result.total_wall_s,
         "train_wall_s": final.wall_s,
         "curve": [dataclasses.asdict(s) for s in result.curve],
     }

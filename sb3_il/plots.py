@@ -13,6 +13,7 @@ from sb3_il.files import atomic_write  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
     atomic_write(Path(path), lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"))
     plt.close(fig)
 

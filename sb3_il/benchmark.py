@@ -1,0 +1,292 @@
+"""The article's experiment as a grid of independent runs: (env, algo, seed) -> table, curves, bars.
+
+Each cell is an ordinary run folder (``{out}/runs/{algo}-{env}-s{seed}``), so a finished cell is skipped
+on re-runs (``results.json`` exists) and a crashed cell is reported as failed without stopping the rest.
+With ``peer=True`` each cell is also trained by ``imitation`` (``sb3_il.peer``) on the same demos.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_il.cli import run
+from sb3_il.config import make_config
+from sb3_il.files import atomic_write, write_json
+from sb3_il.peer import run_peer
+from sb3_il.plots import plt, save_figure
+
+#: Experts per track; the article track is the zoo configs' defaults.
+TRACKS: dict[str, dict[str, str]] = {
+    "article": {
+        "Ant-v4": "sb3/trpo-Ant-v3",
+        "Hopper-v4": "sb3/trpo-Hopper-v3",
+        "HalfCheetah-v4": "sb3/ppo-HalfCheetah-v3",
+    },
+    "strong": {"Hopper-v4": "sb3/tqc-Hopper-v3", "HalfCheetah-v4": "sb3/tqc-HalfCheetah-v3"},
+}
+#: The reference article's % of expert (BC, DAgger) on the -v2 envs.
+ARTICLE = {"Ant": (88.9, 102.1), "Hopper": (23.7, 99.8), "HalfCheetah": (94.3, 96.0)}
+
+COLUMNS = [
+    "track",
+    "config",
+    "env",
+    "expert",
+    "algo",
+    "impl",
+    "seed",
+    "status",
+    "expert_return_mean",
+    "expert_return_std",
+    "expert_episodes",
+    "final_return_mean",
+    "final_return_std",
+    "pct_expert",
+    "expert_labels",
+    "n_demo_episodes",
+    "env_steps",
+    "grad_steps",
+    "train_wall_s",
+    "wall_s",
+]
+
+
+def run_benchmark(
+    out: Path,
+    track: str,
+    envs: Sequence[str],
+    algos: Sequence[str],
+    seeds: Sequence[int],
+    config_name: str | None = None,
+    peer: bool = False,
+    force: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run (or reuse) every cell, then write results.csv, summary.md and the two figures into ``out``."""
+    experts = TRACKS[track]  # envs outside the track use their zoo config default expert
+    rows: list[dict[str, Any]] = []
+    for env, algo, seed in ((env, algo, seed) for env in envs for algo in algos for seed in seeds):
+        config = make_config(algo, env, {"expert": experts.get(env), "seed": seed} | (overrides or {}), config_name)
+        run_dir = out / "runs" / config.run_name
+        base = {
+            "track": track,
+            "config": config_name or "article",
+            "env": env,
+            "expert": config.expert,
+            "algo": algo,
+            "seed": seed,
+        }
+        ours = _cached_or_run(run_dir / "results.json", force, run, config, run_dir, False)
+        rows.append(base | {"impl": "sb3_il"} | _row(ours))
+        _print_row(rows[-1])
+        if peer and ours.get("status") == "ok":
+            peer_dir = run_dir.with_name(run_dir.name + "-imitation")
+            theirs = _cached_or_run(peer_dir / "results.json", force, _peer_results, config, run_dir, ours)
+            rows.append(base | {"impl": "imitation"} | _row(theirs))
+            _print_row(rows[-1])
+    write_report(out, rows)
+    return rows
+
+
+def _cached_or_run(results_path: Path, force: bool, compute: Callable[..., dict], *args: Any) -> dict[str, Any]:
+    if results_path.exists() and not force:
+        return json.loads(results_path.read_text()) | {"status": "ok"}
+    try:
+        results = compute(*args)
+    except Exception as err:  # one broken cell must not sink the grid
+        traceback.print_exc()
+        return {"status": f"failed: {type(err).__name__}: {err}".splitlines()[0]}
+    if not results_path.exists():
+        write_json(results_path, results)
+    return results | {"status": "ok"}
+
+
+def _peer_results(config, our_run: Path, ours: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+    from sb3_il.evaluation import percent_of_expert
+
+    theirs = run_peer(config, our_run)
+    return theirs | {
+        "expert_return_mean": ours["expert_return_mean"],
+        "expert_return_std": ours["expert_return_std"],
+        "eval_episodes": ours["eval_episodes"],
+        "n_demo_episodes": ours["n_demo_episodes"],
+        "pct_expert": percent_of_expert(theirs["mean_return"], ours["expert_return_mean"]),
+        "wall_s": theirs["train_wall_s"],
+        "env_steps": theirs["expert_labels"] - ours["expert_labels"] + ours["env_steps"],
+    }
+
+
+def _row(results: dict[str, Any]) -> dict[str, Any]:
+    if results.get("status") != "ok":
+        return {"status": results.get("status", "failed")}
+    return {
+        "status": "ok",
+        "expert_return_mean": results["expert_return_mean"],
+        "expert_return_std": results["expert_return_std"],
+        "expert_episodes": results["eval_episodes"],
+        "final_return_mean": results["mean_return"],
+        "final_return_std": results["std_return"],
+        "pct_expert": results["pct_expert"],
+        "expert_labels": results["expert_labels"],
+        "n_demo_episodes": results["n_demo_episodes"],
+        "env_steps": results["env_steps"],
+        "grad_steps": results["grad_steps"],
+        "train_wall_s": results["train_wall_s"],
+        "wall_s": results["wall_s"],
+    }
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    if row["status"] == "ok":
+        print(
+            f"{row['env']:15s} {row['algo']:6s} {row['impl']:9s} seed {row['seed']}: {row['pct_expert']:6.1f}% "
+            f"of expert, {row['expert_labels']} labels, train {row['train_wall_s']:.1f}s",
+            flush=True,
+        )
+    else:
+        print(f"{row['env']:15s} {row['algo']:6s} {row['impl']:9s} seed {row['seed']}: {row['status']}", flush=True)
+
+
+def _stat(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
+    values = [float(r[key]) for r in rows if r["status"] == "ok"]
+    return (float(np.mean(values)), float(np.std(values)), len(values)) if values else (float("nan"), 0.0, 0)
+
+
+def _select(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+def write_report(out: Path, rows: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out / "results.csv", lambda p: p.write_text(buf.getvalue()))
+    atomic_write(out / "summary.md", lambda p: p.write_text(summary_markdown(rows)))
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    plot_learning_curves(out, envs, rows)
+    plot_final_bars(out / "final_bars.png", envs, rows)
+
+
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+    """The article-style table: % of expert, mean ± std over seeds, with the article's numbers beside ours."""
+    envs = list(dict.fromkeys(r["env"] for r in rows))
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    lines = [
+        "| env | expert | expert return | algo | impl | % of expert (mean ± std) | min seed | seeds | "
+        "labels | train s | article % |",
+        "|" + "---|" * 11,
+    ]
+    for env in envs:
+        for algo in dict.fromkeys(r["algo"] for r in _select(rows, env=env)):
+            for impl in impls:
+                cell = _select(rows, env=env, algo=algo, impl=impl)
+                if not cell:
+                    continue
+                pct, pct_std, n = _stat(cell, "pct_expert")
+                ok = [r for r in cell if r["status"] == "ok"]
+                expert = f"{ok[0]['expert_return_mean']:.0f} ± {ok[0]['expert_return_std']:.0f}" if ok else "-"
+                low = min((float(r["pct_expert"]) for r in ok), default=float("nan"))
+                article = ARTICLE.get(env.split("-")[0])
+                ref = f"{article[0 if algo == 'bc' else 1]:.1f}" if article else "-"
+                failed = len(cell) - n
+                lines.append(
+                    f"| {env} | {cell[0]['expert']} | {expert} | {algo} | {impl} | {pct:.1f} ± {pct_std:.1f} | "
+                    f"{low:.1f} | {n}{f' ({failed} failed)' if failed else ''} | {_stat(cell, 'expert_labels')[0]:.0f} "
+                    f"| {_stat(cell, 'train_wall_s')[0]:.1f} | {ref} |"
+                )
+    if "imitation" in impls:
+        lines += [
+            "",
+            "Ours vs imitation (same demos, label budget, gradient steps, policy size; eval on the same seeds):",
+            "",
+            "| env | algo | return ratio (ours / imitation, % of expert) | speed-up (imitation s / ours s) |",
+            "|---|---|---|---|",
+        ]
+        for env in envs:
+            for algo in dict.fromkeys(r["algo"] for r in _select(rows, env=env)):
+                ours, theirs = (
+                    _select(rows, env=env, algo=algo, impl="sb3_il"),
+                    _select(rows, env=env, algo=algo, impl="imitation"),
+                )
+                if theirs:
+                    ours_pct, theirs_pct = _stat(ours, "pct_expert")[0], _stat(theirs, "pct_expert")[0]
+                    # A ratio of two negative scores reads backwards; say so instead of printing it.
+                    ratio = f"{ours_pct / theirs_pct:.2f}" if min(ours_pct, theirs_pct) > 0 else "n/a (score < 0)"
+                    speed = _stat(theirs, "train_wall_s")[0] / _stat(ours, "train_wall_s")[0]
+                    lines.append(f"| {env} | {algo} | {ratio} | {speed:.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curves(out: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
+    """One panel per env: DAgger return per iteration (band = std over seeds), BC and expert as lines."""
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        curves = []
+        for row in _select(rows, env=env, algo="dagger", impl="sb3_il", status="ok"):
+            path = out / "runs" / f"dagger-{env}-s{row['seed']}" / "results.json"
+            curves.append([p["mean_return"] for p in json.loads(path.read_text())["curve"]])
+        if curves:
+            length = min(map(len, curves))
+            data = np.array([c[:length] for c in curves])
+            x = np.arange(length)
+            ax.plot(x, data.mean(0), marker="o", label=f"DAgger (sb3-il, {len(curves)} seeds)")
+            ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.25)
+        ok = _select(rows, env=env, status="ok")
+        if ok:
+            ax.axhline(ok[0]["expert_return_mean"], color="k", linestyle="--", label="expert")
+        for impl, style in (("sb3_il", "-."), ("imitation", ":")):
+            bc_rows = _select(rows, env=env, algo="bc", impl=impl, status="ok")
+            if bc_rows:
+                ax.axhline(
+                    _stat(bc_rows, "final_return_mean")[0],
+                    color="tab:red" if impl == "sb3_il" else "tab:gray",
+                    linestyle=style,
+                    label=f"BC ({impl})",
+                )
+        ax.set(title=env, xlabel="DAgger iteration (0 = fit on demonstrations)", ylabel="episode return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save_figure(fig, out / "learning_curves.png")
+
+
+def plot_final_bars(path: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
+    """% of expert per env for every (algo, impl), error bars = std over seeds; the expert is 100."""
+    groups = list(dict.fromkeys((r["algo"], r["impl"]) for r in rows))
+    width = 0.8 / (len(groups) + 1)
+    fig, ax = plt.subplots(figsize=(2.5 + 2.2 * len(envs), 4))
+    x = np.arange(len(envs))
+    for i, (algo, impl) in enumerate(groups):
+        stats = [_stat(_select(rows, env=env, algo=algo, impl=impl), "pct_expert") for env in envs]
+        ax.bar(
+            x + i * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=3, label=f"{algo} ({impl})"
+        )
+    expert_err = []
+    for env in envs:
+        ok = _select(rows, env=env, status="ok")
+        expert_err.append(100 * ok[0]["expert_return_std"] / abs(ok[0]["expert_return_mean"]) if ok else 0)
+    ax.bar(
+        x + len(groups) * width,
+        [100] * len(envs),
+        width,
+        yerr=expert_err,
+        capsize=3,
+        color="k",
+        alpha=0.6,
+        label="expert",
+    )
+    ax.set_xticks(x + width * len(groups) / 2, envs)
+    ax.set(ylabel="% of expert return", title="Final return, mean ± std over seeds")
+    ax.axhline(100, color="k", linewidth=0.5)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)

@@ -1,0 +1,58 @@
+"""Smoke test of scripts/benchmark.py: a tiny grid on CartPole and Pendulum, with the imitation peer."""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import matplotlib.image as mpimg
+
+from sb3_il.benchmark import COLUMNS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+def test_benchmark_smoke(hub_cache, tmp_path):
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "report"
+    args = [
+        "--envs",
+        "CartPole-v1",
+        "Pendulum-v1",
+        "--seeds",
+        "0",
+        "--peer",
+        "--out",
+        str(out),
+        "--n-iters",
+        "1",
+        "--grad-steps",
+        "200",
+        "--eval-episodes",
+        "2",
+        "--final-eval-episodes",
+        "3",
+    ]
+    assert script.main(args) == 0
+
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert list(rows[0]) == COLUMNS
+    assert len(rows) == 2 * 2 * 2  # envs x algos x (ours, imitation)
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {(r["impl"], r["algo"]) for r in rows} == {(i, a) for i in ("sb3_il", "imitation") for a in ("bc", "dagger")}
+    for row in rows:
+        assert float(row["expert_labels"]) >= 1000 and float(row["train_wall_s"]) > 0
+
+    summary = (out / "summary.md").read_text()
+    assert "| CartPole-v1 | sb3/ppo-CartPole-v1 |" in summary and "speed-up" in summary
+    for name in ("learning_curves.png", "final_bars.png"):
+        image = mpimg.imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+
+    # A second invocation reuses every finished run instead of training again.
+    finished = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/results.json")}
+    assert len(finished) == len(rows)
+    assert script.main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/results.json")} == finished
+    assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
