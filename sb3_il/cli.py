@@ -36,6 +36,7 @@ _OVERRIDES: dict[str, type] = {
     "lr": float,
     "buffer_size": int,
     "beta_schedule": str,
+    "noise": float,
     "eval_episodes": int,
     "final_eval_episodes": int,
     "demos": str,

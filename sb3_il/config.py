@@ -44,6 +44,9 @@ class TrainConfig:
     #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
     #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).
     beta_schedule: str = "0"
+    #: Perturbation of executed actions while collecting demos and DAgger data (labels stay clean): Gaussian
+    #: std as a fraction of half the action range (Box), or random-action probability (Discrete). 0: none.
+    noise: float = 0.0
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
     normalize: bool = True
@@ -72,6 +75,8 @@ class TrainConfig:
         ):
             if int(getattr(self, name)) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.noise <= 1:
+            raise UserError(f"--noise must be in [0, 1], got {self.noise}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):

@@ -6,11 +6,13 @@ they load in ``imitation`` too, and ``--demos PATH`` lets a run reuse them inste
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
+import gymnasium as gym
 import numpy as np
 from imitation.data import rollout, serialize
 from imitation.data.types import Trajectory
@@ -19,16 +21,48 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_il.config import UserError
 from sb3_il.envs import make_env
+from sb3_il.evaluation import ActFn
 from sb3_il.experts import Expert
 
 
-def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int) -> Sequence[Trajectory]:
-    """Whole expert episodes until at least ``min_steps`` transitions (imitation's ``make_min_timesteps``)."""
+def with_noise(act: ActFn, noise: float, space: gym.Space, rng: np.random.Generator) -> ActFn:
+    """``act`` with its executed actions perturbed: Gaussian noise of std ``noise`` × half the action range
+    (clipped to the bounds) for Box, a uniformly random action with probability ``noise`` for Discrete.
+
+    Perturbing what is executed, while labels stay the expert's clean actions, shows the learner states
+    just off the expert's path together with the action that recovers from them (DART-style).
+    """
+    if noise <= 0:
+        return act
+    if isinstance(space, gym.spaces.Discrete):
+
+        def noisy(obs: np.ndarray) -> np.ndarray:
+            actions = act(obs)
+            flip = rng.random(len(actions)) < noise
+            return np.where(flip, rng.integers(space.n, size=len(actions)), actions)
+
+        return noisy
+    half_range = (space.high - space.low) / 2
+
+    def noisy(obs: np.ndarray) -> np.ndarray:
+        actions = act(obs)
+        return np.clip(actions + rng.normal(size=actions.shape) * noise * half_range, space.low, space.high)
+
+    return noisy
+
+
+def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int, noise: float = 0.0) -> Sequence[Trajectory]:
+    """Whole expert episodes until at least ``min_steps`` transitions (imitation's ``make_min_timesteps``).
+
+    With ``noise`` the executed actions are perturbed (:func:`with_noise`) and the stored actions are the
+    expert's clean labels for the visited states.
+    """
     venv = DummyVecEnv([lambda: RolloutInfoWrapper(make_env(env_id))])
     venv.seed(seed)
+    act = with_noise(expert, noise, venv.action_space, np.random.default_rng(seed + 1))
     try:
-        return rollout.rollout(
-            expert.policy_fn,
+        trajectories = rollout.rollout(
+            lambda obs, states, starts: (act(obs), None),
             venv,
             rollout.make_min_timesteps(min_steps),
             rng=np.random.default_rng(seed),
@@ -37,6 +71,9 @@ def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int) -> Seq
         )
     finally:
         venv.close()
+    if noise > 0:
+        trajectories = [dataclasses.replace(t, acts=expert(t.obs[:-1])) for t in trajectories]
+    return trajectories
 
 
 def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:

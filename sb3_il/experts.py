@@ -121,18 +121,23 @@ def _saved_spaces(model_path: Path) -> tuple[tuple[int, ...], dict]:
     try:
         with zipfile.ZipFile(model_path) as archive:
             data = json.loads(archive.read("data"))
-        return tuple(data["observation_space"]["shape"]), data["action_space"]
+        return _json_shape(data["observation_space"]), data["action_space"]
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
         raise UserError(
             f"{model_path} is not a valid SB3 model zip ({err}); delete it from the Hub cache and re-download"
         ) from None
 
 
+def _json_shape(space: dict) -> tuple[int, ...]:
+    """Old gym zips store ``shape``, gymnasium ones ``_shape``."""
+    return tuple(space["shape"] if "shape" in space else space["_shape"])
+
+
 def _check_action_space(saved: dict, space: gym.Space, repo_id: str, env_id: str) -> None:
     if isinstance(space, gym.spaces.Discrete):
         fits = "Discrete" in saved[":type:"] and int(saved.get("n", -1)) == int(space.n)
     else:
-        fits = "Box" in saved[":type:"] and tuple(saved.get("shape", ())) == space.shape
+        fits = "Box" in saved[":type:"] and _json_shape(saved) == space.shape
     if not fits:
         raise UserError(
             f"expert {repo_id} acts in {saved[':type:'].split('.')[-1].rstrip(chr(39) + '>')}"
@@ -184,10 +189,6 @@ class Expert:
         """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
         that cannot cross processes, and a background worker reads the same Hub cache anyway."""
         return load_expert, (self.repo_id, self.env_spaces)
-
-    def policy_fn(self, obs, states=None, episode_starts=None):  # noqa: ANN001, ANN201
-        """The callable signature ``imitation.data.rollout`` expects."""
-        return self(obs), None
 
 
 def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> Expert:

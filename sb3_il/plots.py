@@ -29,3 +29,30 @@ def learning_curve(
     ax.legend()
     ax.grid(alpha=0.3)
     save_figure(fig, path)
+
+
+def finetune_curves(
+    curves: dict[str, list[dict[str, float]]], start: float | None, expert: float | None, title: str, path: Path
+) -> None:
+    """Return vs PPO timesteps for each fine-tuning mode, with the IL start and the expert as lines."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for mode, curve in curves.items():
+        steps = [p["timesteps"] for p in curve]
+        means = [p["mean_return"] for p in curve]
+        stds = [p["std_return"] for p in curve]
+        ax.plot(steps, means, marker="o", markersize=3, label=mode)
+        ax.fill_between(
+            steps,
+            [m - s for m, s in zip(means, stds, strict=True)],
+            [m + s for m, s in zip(means, stds, strict=True)],
+            alpha=0.15,
+        )
+    if start is not None:
+        ax.axhline(start, color="tab:gray", linestyle=":", label="imitation policy (start)")
+        ax.axhline(0.9 * start, color="tab:gray", linestyle=":", linewidth=0.7, label="90% of start")
+    if expert is not None:
+        ax.axhline(expert, color="k", linestyle="--", label="expert")
+    ax.set(xlabel="PPO timesteps", ylabel="episode return (deterministic)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -101,8 +101,7 @@ class Learner:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """What ``model.predict(deterministic=True)`` returns, without its per-call checks (hot path)."""
-        obs = np.asarray(obs, dtype=np.float32)
-        if self.normalizer is not None:
+        if self.normalizer is not None:  # on the raw (float64) obs, exactly as VecNormalize does
             obs = self.normalizer.numpy(obs)
         with th.no_grad():
             out = actor_output(self.policy, th.as_tensor(obs, dtype=th.float32)).numpy()
@@ -124,17 +123,13 @@ class _SpacesOnly(gym.Env):
         self.observation_space, self.action_space = observation_space, action_space
 
 
-def load_learner(folder: Path, env: gym.Env | VecEnv | None = None) -> tuple[PPO, VecNormalize | None]:
-    """Load a saved run's policy the way users do: ``PPO.load`` plus ``VecNormalize.load`` if present."""
+def load_learner(folder: Path) -> tuple[PPO, VecNormalize | None]:
+    """Load a run's policy the way users do: ``PPO.load`` plus the frozen ``VecNormalize`` if there is one."""
     folder = Path(folder)
-    model = PPO.load(folder / POLICY_FILE, env=None, device="cpu")
-    vec_normalize = None
-    if (folder / VEC_NORMALIZE_FILE).exists():
-        venv = (
-            env
-            if isinstance(env, VecEnv)
-            else DummyVecEnv([lambda: env or _SpacesOnly(model.observation_space, model.action_space)])
-        )
-        vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), venv)
-        vec_normalize.training = False
+    model = PPO.load(folder / POLICY_FILE, device="cpu")
+    if not (folder / VEC_NORMALIZE_FILE).exists():
+        return model, None
+    venv = DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
+    vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), venv)
+    vec_normalize.training = False
     return model, vec_normalize

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from sb3_il.buffer import ReplayBuffer
 from sb3_il.config import TrainConfig, UserError
-from sb3_il.demos import collect_demos, load_demos, save_demos, transitions
+from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, with_noise
 from sb3_il.envs import make_env
 from sb3_il.evaluation import Evaluator, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
@@ -106,17 +106,26 @@ def fit(
 
 
 def collect(
-    env: gym.Env, learner: Learner, expert: Expert, n_steps: int, beta: float, rng: np.random.Generator, seed: int
+    env: gym.Env,
+    learner: Learner,
+    expert: Expert,
+    n_steps: int,
+    beta: float,
+    noise: float,
+    rng: np.random.Generator,
+    seed: int,
 ) -> np.ndarray:
     """Visit ``n_steps`` states acting with the learner (the expert with probability β); return them.
 
     The env starts a fresh episode each iteration and resets on termination, so the budget is exact.
+    ``noise`` perturbs the executed actions (see :func:`sb3_il.demos.with_noise`); labels stay clean.
     """
     observations = np.empty((n_steps, *env.observation_space.shape), dtype=np.float32)
+    noisy_learner, noisy_expert = (with_noise(p, noise, env.action_space, rng) for p in (learner, expert))
     obs, _ = env.reset(seed=seed)
     for t in range(n_steps):
         observations[t] = obs
-        policy = expert if beta > 0 and rng.random() < beta else learner
+        policy = noisy_expert if beta > 0 and rng.random() < beta else noisy_learner
         obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
         if terminated or truncated:
             obs, _ = env.reset()
@@ -139,7 +148,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
         if config.demos:
             demos = load_demos(config.demos)
         else:
-            demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed)
+            demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
         save_demos(run_dir / "demos", demos)
         demo_obs, demo_acts = transitions(demos)
         result = RunResult(n_demo_episodes=len(demos))
@@ -177,7 +186,9 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
         for it in range(config.n_iters + 1):
             beta = beta_at(it) if it > 0 else 1.0
             if it > 0:
-                visited = collect(env, learner, expert, config.steps_per_iter, beta, rng, seed=config.seed * 1000 + it)
+                visited = collect(
+                    env, learner, expert, config.steps_per_iter, beta, config.noise, rng, config.seed * 1000 + it
+                )
                 buffer.add(visited, expert(visited))
                 labels += len(visited)
                 env_steps += len(visited)

@@ -61,7 +61,7 @@ def test_policy_round_trips_through_ppo_load(runs_dir):
     run = results["dir"]
     venv = VecNormalize.load(str(run / "vec_normalize.pkl"), DummyVecEnv([lambda: make_env("Pendulum-v1")]))
     model = PPO.load(run / "policy.zip", env=venv)  # no custom_objects, no sb3_il import needed
-    raw = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
+    raw = np.random.default_rng(0).uniform(-1, 1, size=(64, 3))  # float64, like MuJoCo observations
     actions, _ = model.predict(venv.normalize_obs(raw), deterministic=True)
 
     # The same policy, as the trainer evaluated it, gives exactly the same actions.

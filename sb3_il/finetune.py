@@ -1,0 +1,244 @@
+"""RL fine-tuning of an imitation policy with PPO, prepared so the first updates do not wreck it.
+
+A BC/DAgger policy loaded into PPO has an untrained value head (advantages are noise), and a log-std
+(std 1 from SB3's default) far larger than the action noise it was trained for, so naive ``learn`` acts
+mostly at random and its first updates push the actor away from what it imitated. The preparation:
+
+1. ``init_log_std``: start with a small exploration std, so PPO's samples stay close to the IL actions.
+2. ``vf_warmup_rollouts``: before any actor update, fit the critic on rollouts of the IL policy
+   (fitted value iteration on PPO's own GAE(λ) returns, ``vf_warmup_epochs`` passes each).
+3. Observation statistics stay frozen (they are part of the policy); rewards get their own running
+   normalization (``normalize_reward``) as the Zoo does for MuJoCo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+import yaml
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, ConvertCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from sb3_il.config import ZOO_CONFIGS, UserError
+from sb3_il.envs import make_env
+from sb3_il.evaluation import EpisodeRunner
+from sb3_il.files import write_json, write_yaml
+from sb3_il.policy import VEC_NORMALIZE_FILE
+from sb3_il.trainers import EVAL_SEED
+
+#: PPO constructor arguments that may come from zoo_configs/ppo.yml.
+PPO_KEYS = (
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+)
+
+
+@dataclass
+class FinetuneConfig:
+    env_id: str
+    timesteps: int = 200_000
+    seed: int = 0
+    #: "prepared" (the preparation above), "naive" (PPO.load + learn) or "scratch" (a fresh PPO, same budget).
+    mode: str = "prepared"
+    init_log_std: float = -2.0
+    vf_warmup_rollouts: int = 10
+    vf_warmup_epochs: int = 10
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    ppo: dict[str, Any] | None = None
+
+
+def ppo_hyperparams(env_id: str) -> dict[str, Any]:
+    table = yaml.safe_load((ZOO_CONFIGS / "ppo.yml").read_text())
+    return dict(table["default"]) | dict(table.get(env_id, {}))
+
+
+def load_policy_source(source: str) -> tuple[Path, Path | None]:
+    """A run folder, or a Hub repo id (``USER/{algo}-{env}`` with a PPO zip): (zip path, vec_normalize path)."""
+    folder = Path(source)
+    if folder.is_dir():
+        if not (folder / "policy.zip").exists():
+            raise UserError(f"{folder} has no policy.zip; pass a run folder written by train.py or a Hub repo id")
+        vec_normalize = folder / VEC_NORMALIZE_FILE
+        return folder / "policy.zip", vec_normalize if vec_normalize.exists() else None
+    if source.count("/") != 1:
+        raise UserError(f"{source!r} is neither a run folder nor a Hub repo id (USER/NAME)")
+    from sb3_il.experts import download_expert
+
+    files = download_expert(source)
+    if files.algo not in ("ppo", "bc", "dagger"):
+        raise UserError(f"{source} holds a {files.algo.upper()} model; fine-tuning continues a PPO policy")
+    return files.model_path, files.vec_normalize_path
+
+
+class _Evaluate(BaseCallback):
+    """Deterministic evaluation on the fixed eval seeds every ``every`` steps (and before the first update)."""
+
+    def __init__(
+        self,
+        runner: EpisodeRunner,
+        n_episodes: int,
+        every: int,
+        obs_norm: VecNormalize | None,
+        curve: list[dict[str, float]],
+    ) -> None:
+        super().__init__()
+        self.runner, self.n_episodes, self.every, self.obs_norm, self.curve = runner, n_episodes, every, obs_norm, curve
+        self._next = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        policy_obs = self.obs_norm.normalize_obs(obs) if self.obs_norm is not None else obs
+        return self.model.predict(policy_obs, deterministic=True)[0]
+
+    def evaluate(self) -> None:
+        returns = self.runner(self.act, self.n_episodes)
+        self.curve.append(
+            {"timesteps": self.num_timesteps, "mean_return": float(returns.mean()), "std_return": float(returns.std())}
+        )
+        self.logger.record("eval/mean_return", float(returns.mean()))
+        self.logger.record("eval/std_return", float(returns.std()))
+        self._next = self.num_timesteps + self.every
+
+    def _on_training_start(self) -> None:
+        if not self.curve:
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.evaluate()
+        return True
+
+
+def make_finetune_env(
+    env_id: str, n_envs: int, seed: int, obs_stats: Path | None, scratch: bool, normalize_reward: bool, gamma: float
+) -> tuple[VecEnv, VecNormalize | None]:
+    """(training env, the VecNormalize holding the policy's observation statistics).
+
+    From scratch, observation statistics are learned as usual. A loaded policy keeps its own frozen
+    (they define its inputs); rewards get a separate running normalizer in both cases.
+    """
+    venv: VecEnv = make_vec_env(lambda: make_env(env_id), n_envs=n_envs, seed=seed)
+    if scratch:
+        env = VecNormalize(venv, norm_obs=True, norm_reward=normalize_reward, gamma=gamma)
+        return env, env
+    obs_norm = None
+    if obs_stats is not None:
+        venv = obs_norm = VecNormalize.load(str(obs_stats), venv)
+        obs_norm.training, obs_norm.norm_reward = False, False
+    if normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
+    return venv, obs_norm
+
+
+def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
+    """Fit the critic to the IL policy's returns with PPO's own rollout buffer, actor untouched.
+
+    Each round collects ``n_steps`` with the current policy, computes GAE(λ) returns with the current
+    critic (fitted value iteration: the bootstrap improves round by round) and regresses the critic on them.
+    """
+    model._setup_learn(total_timesteps=rollouts * model.n_steps, callback=None, reset_num_timesteps=True)
+    critic = [*model.policy.mlp_extractor.value_net.parameters(), *model.policy.value_net.parameters()]
+    optimizer = th.optim.Adam(critic, lr=1e-3)
+    callback = ConvertCallback(None)
+    callback.init_callback(model)
+    for _ in range(rollouts):
+        model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+        for _ in range(epochs):
+            for batch in model.rollout_buffer.get(model.batch_size):
+                values = model.policy.predict_values(batch.observations).flatten()
+                loss = th.nn.functional.mse_loss(values, batch.returns)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    model.num_timesteps = 0  # the warm-up's env steps are reported separately, not counted as RL budget
+
+
+def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str, Any]:
+    """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
+    hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
+    n_envs, normalize_reward = int(hyper.pop("n_envs")), bool(hyper.pop("normalize_reward"))
+    ppo_kwargs = {k: hyper[k] for k in PPO_KEYS}
+    scratch = config.mode == "scratch"
+    if not scratch and source is None:
+        raise UserError("pass --run (a run folder or a Hub repo id) to fine-tune")
+    zip_path, obs_stats = load_policy_source(source) if not scratch else (None, None)
+    env, obs_norm = make_finetune_env(
+        config.env_id, n_envs, config.seed, obs_stats, scratch, normalize_reward, ppo_kwargs["gamma"]
+    )
+    logger = configure(str(out), ["csv", "tensorboard"])
+    start = time.perf_counter()
+    warmup_steps = 0
+    if scratch:
+        model = PPO("MlpPolicy", env, seed=config.seed, device="cpu", **ppo_kwargs)
+    else:
+        # Schedules pickled in the zip are replaced; the rest of PPO's settings come in as load kwargs,
+        # which PPO.load applies before rebuilding the rollout buffer and loading the weights.
+        schedules = {
+            "learning_rate": ppo_kwargs["learning_rate"],
+            "clip_range": _constant(ppo_kwargs["clip_range"]),
+            "lr_schedule": _constant(ppo_kwargs["learning_rate"]),
+        }
+        model = PPO.load(
+            zip_path,
+            env=env,
+            device="cpu",
+            custom_objects=schedules,
+            seed=config.seed,
+            **{k: v for k, v in ppo_kwargs.items() if k not in schedules},
+        )
+        if config.mode == "prepared":
+            if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
+                with th.no_grad():
+                    model.policy.log_std.fill_(config.init_log_std)
+            if config.vf_warmup_rollouts > 0:
+                warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
+                warmup_steps = config.vf_warmup_rollouts * model.n_steps * n_envs
+    model.set_logger(logger)
+    curve: list[dict[str, float]] = []
+    runner = EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED)
+    evaluate = _Evaluate(runner, config.eval_episodes, config.eval_every, obs_norm, curve)
+    checkpoints = CheckpointCallback(max(config.timesteps // 5, 1), str(out / "checkpoints"), name_prefix="policy")
+    model.learn(config.timesteps, callback=CallbackList([evaluate, checkpoints]), reset_num_timesteps=False)
+    evaluate.evaluate()
+    model.save(out / "policy.zip")
+    if obs_norm is not None:
+        obs_norm.save(str(out / VEC_NORMALIZE_FILE))
+    logger.close()
+    results = {
+        "mode": config.mode,
+        "source": source,
+        "env_id": config.env_id,
+        "curve": curve,
+        "start_return": curve[0]["mean_return"],
+        "final_return": curve[-1]["mean_return"],
+        "min_return": min(p["mean_return"] for p in curve),
+        "warmup_env_steps": warmup_steps,
+        "wall_s": time.perf_counter() - start,
+    }
+    write_yaml(
+        out / "config.yml",
+        asdict(config) | {"ppo": ppo_kwargs | {"n_envs": n_envs, "normalize_reward": normalize_reward}},
+    )
+    write_json(out / "results.json", results)
+    return results
+
+
+def _constant(value: float) -> Callable[[float], float]:
+    return lambda _: value

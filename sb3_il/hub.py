@@ -1,0 +1,209 @@
+"""Share a run on the Hugging Face Hub the RL Zoo way, and lay a package out as a Hub cache to load it back.
+
+A pushed repo ``USER/{algo}-{env}`` holds ``{algo}-{env}.zip`` (a PPO zip), ``vec_normalize.pkl``,
+``config.yml`` (with ``normalize``, as the Zoo writes it), ``results.json``, a model card and a replay
+video, so ``sb3_il.experts.load_expert`` (and ``--expert USER/{algo}-{env}``) loads it like any ``sb3/`` repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sb3_il.config import UserError
+from sb3_il.envs import make_env
+from sb3_il.files import atomic_write, write_json
+from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_learner
+
+ALGO_TAGS = {"bc": "behavior-cloning", "dagger": "dagger"}
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config, results) of a finished run folder, or a one-line error saying what is wrong."""
+    run_dir = Path(run_dir)
+    for name in (POLICY_FILE, "config.yml", "results.json"):
+        if not (run_dir / name).is_file():
+            raise UserError(f"{run_dir} is not a finished sb3-il run (no {name}); pass a folder written by train.py")
+    try:
+        return yaml.safe_load((run_dir / "config.yml").read_text()), json.loads((run_dir / "results.json").read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise UserError(f"{run_dir} has an unreadable config.yml or results.json ({err})".splitlines()[0]) from None
+
+
+def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], has_video: bool) -> str:
+    """README.md with the Hub metadata the SB3/Zoo integration reads (library, tags, model-index)."""
+    algo, env_id = config["algo"], config["env_id"]
+    metadata = {
+        "library_name": "stable-baselines3",
+        "tags": [
+            env_id,
+            "imitation-learning",
+            ALGO_TAGS[algo],
+            "deep-reinforcement-learning",
+            "reinforcement-learning",
+            "stable-baselines3",
+            "sb3-il",
+        ],
+        "model-index": [
+            {
+                "name": algo.upper() if algo == "bc" else "DAgger",
+                "results": [
+                    {
+                        "task": {"type": "reinforcement-learning", "name": "reinforcement-learning"},
+                        "dataset": {"name": env_id, "type": env_id},
+                        "metrics": [
+                            {
+                                "type": "mean_reward",
+                                "name": "mean_reward",
+                                "verified": False,
+                                "value": f"{results['mean_return']:.2f} +/- {results['std_return']:.2f}",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    name = repo_id.split("/")[1]
+    normalize = (
+        f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
+        "env.training = False\n"
+        if config.get("normalize")
+        else f'env = make_vec_env("{env_id}")\n'
+    )
+    video = "![replay](replay.mp4)\n\n" if has_video else ""
+    return f"""---
+{yaml.safe_dump(metadata, sort_keys=False)}---
+
+# {algo.upper() if algo == "bc" else "DAgger"} policy for {env_id}, imitated from `{config["expert"]}`
+
+{video}Trained with sb3-il by {"behavior cloning" if algo == "bc" else "DAgger"} from the
+expert [`{config["expert"]}`](https://huggingface.co/{config["expert"]}). It is a plain Stable-Baselines3 `PPO`
+model: the actor is the imitation policy, the value head is untrained (fine-tune with RL to fit it).
+
+| | return (mean ± std over {results["eval_episodes"]} episodes) |
+|---|---|
+| this policy | {results["mean_return"]:.1f} ± {results["std_return"]:.1f} |
+| expert `{config["expert"]}` | {results["expert_return_mean"]:.1f} ± {results["expert_return_std"]:.1f} |
+| **% of expert** | **{results["pct_expert"]:.1f}** |
+
+Budget: {results["expert_labels"]} expert labels ({results["n_demo_episodes"]} demonstration episodes,
+{results["env_steps"]} learner env steps), {results["grad_steps"]} gradient steps; seed {config["seed"]}.
+Settings: MLP {"×".join(map(str, config["net_arch"]))} ReLU, Adam lr {config["lr"]}, batch {config["batch_size"]},
+{config["grad_steps"]} gradient steps per iteration, {config["n_iters"]} DAgger iterations of
+{config["steps_per_iter"]} learner steps, β schedule `{config["beta_schedule"]}`. The full config is in
+`config.yml`; `python scripts/train.py --config-file config.yml` reproduces the run.
+
+![learning curve](learning_curve.png)
+
+## Usage
+
+```python
+from huggingface_sb3 import load_from_hub
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+{normalize}model = PPO.load(load_from_hub("{repo_id}", "{name}.zip"), env=env)
+obs = env.reset()
+action, _ = model.predict(obs, deterministic=True)
+```
+
+or as an expert for further imitation: `python scripts/train.py --env {env_id} --expert {repo_id}`.
+"""
+
+
+def record_video(run_dir: Path, env_id: str, path: Path, seed: int = 0, max_steps: int = 1000) -> str | None:
+    """Render one deterministic episode to ``path``; returns why not if rendering is unavailable here."""
+    import imageio.v2 as imageio
+
+    try:
+        env = make_env(env_id, render_mode="rgb_array")
+        model, vec_normalize = load_learner(run_dir)
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+        for _ in range(max_steps):
+            policy_obs = vec_normalize.normalize_obs(obs[None]) if vec_normalize is not None else obs[None]
+            obs, _, terminated, truncated, _ = env.step(model.predict(policy_obs, deterministic=True)[0][0])
+            frames.append(env.render())
+            if terminated or truncated:
+                break
+        fps = env.metadata.get("render_fps", 30)
+        env.close()
+    except Exception as err:  # GL/EGL/pygame failures come in many types; the message says which
+        return f"{type(err).__name__}: {err}".splitlines()[0]
+    atomic_write(
+        path,
+        lambda p: imageio.mimsave(p, [np.asarray(f) for f in frames], format="FFMPEG", fps=fps, macro_block_size=1),
+    )
+    return None
+
+
+def package_run(run_dir: Path, repo_id: str, out_dir: Path, video_steps: int = 1000) -> Path:
+    """Write exactly the files a push uploads into ``out_dir`` (replacing it); ``video_steps=0``: no video."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config, results = read_run(run_dir)
+    owner, _, name = repo_id.partition("/")
+    if not owner or not name or "/" in name:
+        raise UserError(f"--repo-id {repo_id!r} must be USER/NAME, e.g. me/{config['algo']}-{config['env_id']}")
+    if not name.startswith(f"{config['algo']}-"):
+        raise UserError(
+            f"name the repo {owner}/{config['algo']}-{config['env_id']} (RL Zoo naming: ALGO-ENV), "
+            f"so that load_from_hub users and --expert can tell how to load it"
+        )
+    stage = out_dir.with_name(out_dir.name + ".incomplete")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    shutil.copy2(run_dir / POLICY_FILE, stage / f"{name}.zip")
+    for extra in (VEC_NORMALIZE_FILE, "learning_curve.png"):
+        if (run_dir / extra).exists():
+            shutil.copy2(run_dir / extra, stage / extra)
+    shutil.copy2(run_dir / "config.yml", stage / "config.yml")
+    write_json(stage / "results.json", {k: v for k, v in results.items() if k != "curve"} | {"repo_id": repo_id})
+    has_video = False
+    if video_steps > 0:
+        why_not = record_video(run_dir, config["env_id"], stage / "replay.mp4", config["seed"], video_steps)
+        has_video = why_not is None
+        if why_not:
+            print(
+                f"note: no replay.mp4 ({why_not}); set MUJOCO_GL=egl (or osmesa) with its system library "
+                "installed to render. Everything else is packaged."
+            )
+    (stage / "README.md").write_text(model_card(repo_id, config, results, has_video))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(stage, out_dir)
+    return out_dir
+
+
+def as_hub_cache(package: Path, repo_id: str, cache_dir: Path, revision: str = "0" * 40) -> Path:
+    """Lay ``package`` out as a Hugging Face cache entry, so the real offline ``load_from_hub`` reads it."""
+    repo_dir = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / revision
+    shutil.copytree(package, snapshot, dirs_exist_ok=True)
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def push(package: Path, repo_id: str, private: bool = False) -> str:
+    """Upload ``package`` with ``huggingface_hub``; the token comes from HF_TOKEN or ``huggingface-cli login``."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
+        commit = api.upload_folder(
+            folder_path=str(package), repo_id=repo_id, repo_type="model", commit_message="Upload sb3-il policy"
+        )
+    except Exception as err:  # auth, network and permission errors from the Hub client
+        raise UserError(
+            f"upload to {repo_id} failed: {err}".splitlines()[0] + " (log in with `huggingface-cli "
+            "login` or set HF_TOKEN; check the repo id)"
+        ) from None
+    return str(getattr(commit, "commit_url", commit))

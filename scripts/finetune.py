@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""RL fine-tuning of a BC/DAgger policy with PPO, prepared so it does not collapse.
+
+    python scripts/finetune.py --run runs/dagger-Hopper-v4-s0 --timesteps 200000
+    python scripts/finetune.py --run runs/bc-Hopper-v4-s0 --modes prepared naive scratch   # compare all three
+
+--run takes a run folder written by train.py or a Hub repo id (USER/{algo}-{env}, a PPO zip). The first mode
+is written to --out (default runs/finetune-NAME/); the others, references on the same budget, to
+--out/reference-MODE/. finetune_curve.png shows all of them with the start and expert returns.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch as th
+import yaml
+
+from sb3_il.cli import guarded
+from sb3_il.config import UserError
+from sb3_il.files import staged_dir
+from sb3_il.finetune import FinetuneConfig, finetune
+from sb3_il.plots import finetune_curves
+
+
+@guarded
+def main(argv=None) -> int:  # noqa: ANN001
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run folder or Hub repo id")
+    parser.add_argument("--env", dest="env_id", default=None, help="env id (default: from the run's config.yml)")
+    parser.add_argument("--timesteps", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", nargs="+", choices=["prepared", "naive", "scratch"], default=["prepared", "scratch"])
+    parser.add_argument("--init-log-std", type=float, default=-2.0, help="exploration log-std at the start")
+    parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
+    parser.add_argument("--vf-warmup-epochs", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    th.set_num_threads(1)
+    run = Path(args.run)
+    run_config = yaml.safe_load((run / "config.yml").read_text()) if (run / "config.yml").exists() else {}
+    run_results = json.loads((run / "results.json").read_text()) if (run / "results.json").exists() else {}
+    env_id = args.env_id or run_config.get("env_id")
+    if env_id is None:
+        raise UserError("pass --env ENV_ID (the source has no config.yml to read it from)")
+    if args.timesteps <= 0 or args.eval_every <= 0 or args.eval_episodes <= 0:
+        raise UserError("--timesteps, --eval-every and --eval-episodes must be positive")
+    out = args.out or Path("runs") / f"finetune-{run.name if run.is_dir() else args.run.replace('/', '-')}"
+    curves = {}
+    with staged_dir(out, discard_on=(UserError,)) as stage:
+        for i, mode in enumerate(args.modes):
+            config = FinetuneConfig(
+                env_id,
+                args.timesteps,
+                args.seed,
+                mode,
+                args.init_log_std,
+                args.vf_warmup_rollouts,
+                args.vf_warmup_epochs,
+                args.eval_every,
+                args.eval_episodes,
+            )
+            folder = stage if i == 0 else stage / f"reference-{mode}"
+            results = finetune(args.run, config, folder)
+            curves[mode] = results["curve"]
+            print(
+                f"{mode:9s}: start {results['start_return']:.0f}, min {results['min_return']:.0f}, "
+                f"final {results['final_return']:.0f} ({results['wall_s']:.0f} s)",
+                flush=True,
+            )
+        finetune_curves(
+            curves,
+            run_results.get("mean_return"),
+            run_results.get("expert_return_mean"),
+            f"PPO fine-tuning on {env_id} from {run.name if run.is_dir() else args.run}",
+            stage / "finetune_curve.png",
+        )
+    print(f"fine-tuned policy: {out / 'policy.zip'}; curve: {out / 'finetune_curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""push_to_hub --dry-run packages a run; the package, laid out as a Hub cache, loads back via load_from_hub."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+import yaml
+from huggingface_hub import constants
+
+from sb3_il.cli import main as train_main
+from sb3_il.envs import make_env
+from sb3_il.evaluation import EpisodeRunner
+from sb3_il.experts import load_expert
+from sb3_il.hub import as_hub_cache
+from sb3_il.trainers import EVAL_SEED
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
+
+
+def push_main(args: list[str]) -> int:
+    spec = importlib.util.spec_from_file_location("push_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.main(args)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "train_args"),
+    [
+        ("CartPole-v1", ["--algo", "bc", "--grad-steps", "300"]),
+        ("Hopper-v4", ["--algo", "dagger", "--n-iters", "1", "--grad-steps", "300"]),
+    ],
+)
+def test_dry_run_package_and_round_trip(runs_dir, tmp_path, monkeypatch, env_id, train_args):
+    assert (
+        train_main(
+            [
+                *train_args,
+                "--env",
+                env_id,
+                "--runs-dir",
+                str(runs_dir),
+                "--quiet",
+                "--eval-episodes",
+                "2",
+                "--final-eval-episodes",
+                "3",
+            ]
+        )
+        == 0
+    )
+    run = next(runs_dir.iterdir())
+    algo = train_args[1]
+    repo_id = f"tester/{algo}-{env_id}"
+    package = tmp_path / "package"
+    assert push_main(["--run", str(run), "--repo-id", repo_id, "--dry-run", str(package), "--video-steps", "60"]) == 0
+
+    files = {p.name for p in package.iterdir()}
+    expected = {f"{algo}-{env_id}.zip", "config.yml", "results.json", "README.md", "replay.mp4", "learning_curve.png"}
+    assert expected <= files
+    assert ("vec_normalize.pkl" in files) == (run / "vec_normalize.pkl").exists()
+
+    card = (package / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert metadata["library_name"] == "stable-baselines3"
+    assert {"imitation-learning", env_id, "behavior-cloning" if algo == "bc" else "dagger"} <= set(metadata["tags"])
+    metric = metadata["model-index"][0]["results"][0]["metrics"][0]
+    results = json.loads((package / "results.json").read_text())
+    assert metric["type"] == "mean_reward" and metric["value"].startswith(f"{results['mean_return']:.2f}")
+    assert results["repo_id"] == repo_id and "pct_expert" in results and "expert_return_mean" in results
+
+    frames = iio.imread(package / "replay.mp4")
+    assert frames.ndim == 4 and len(frames) >= 2
+
+    # The package as a Hub cache: the real offline load_from_hub path, then the reported return again.
+    cache = tmp_path / "cache"
+    as_hub_cache(package, repo_id, cache)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    policy = load_expert(repo_id, make_env(env_id))
+    returns = EpisodeRunner(env_id, results["eval_episodes"], EVAL_SEED)(policy, results["eval_episodes"])
+    assert returns.mean() == pytest.approx(results["mean_return"], rel=1e-9)
+
+
+def test_push_rejects_unfinished_run_and_bad_repo(runs_dir, tmp_path, capsys):
+    assert push_main(["--run", str(tmp_path), "--repo-id", "me/bc-CartPole-v1", "--dry-run", str(tmp_path / "o")]) == 2
+    assert "not a finished sb3-il run" in capsys.readouterr().err
