@@ -34,6 +34,7 @@ _OVERRIDES: dict[str, type] = {
     "grad_steps": int,
     "batch_size": int,
     "lr": float,
+    "lr_schedule": str,
     "buffer_size": int,
     "beta_schedule": str,
     "noise": float,

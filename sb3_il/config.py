@@ -40,6 +40,8 @@ class TrainConfig:
     grad_steps: int = 1000
     batch_size: int = 100
     lr: float = 5e-3
+    #: "constant" (the article) or "cosine": annealed to 0 within every iteration's fit.
+    lr_schedule: str = "constant"
     buffer_size: int = 1_000_000
     #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
     #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).
@@ -77,6 +79,8 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if not 0 <= self.noise <= 1:
             raise UserError(f"--noise must be in [0, 1], got {self.noise}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):

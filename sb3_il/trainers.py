@@ -10,6 +10,7 @@ Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -85,23 +86,32 @@ def fit(
     grad_steps: int,
     batch_size: int,
     generator: th.Generator,
+    lr_schedule: str = "constant",
 ) -> float:
     """Supervised regression (Box: MSE on the action mean) or classification (Discrete: cross-entropy).
 
     All minibatch indices are drawn up front and the actor modules are called directly: at this network
-    size the loop is bound by per-op overhead, not arithmetic.
+    size the loop is bound by per-op overhead, not arithmetic. ``lr_schedule="cosine"`` anneals the
+    learning rate to 0 over each fit (restarting every iteration), so each iteration ends on settled
+    weights instead of wherever the last noisy high-lr step left them.
     """
+    peak_lrs = [group["lr"] for group in optimizer.param_groups]
     loss_fn = F.cross_entropy if learner.discrete else F.mse_loss
     all_obs, all_acts = buffer.sample(grad_steps * batch_size, generator)
     if learner.normalizer is not None:
         all_obs = learner.normalizer.torch(all_obs)
     total = th.zeros(())
-    for obs, acts in zip(all_obs.split(batch_size), all_acts.split(batch_size), strict=True):
+    for step, (obs, acts) in enumerate(zip(all_obs.split(batch_size), all_acts.split(batch_size), strict=True)):
+        if lr_schedule == "cosine":
+            for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
+                group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / grad_steps))
         loss = loss_fn(actor_output(learner.policy, obs), acts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach()
+    for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
+        group["lr"] = peak
     return float(total) / grad_steps
 
 
@@ -194,7 +204,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 env_steps += len(visited)
             if config.normalize:
                 learner.normalizer = ObsNormalizer.from_data(buffer.observations())
-            loss = fit(learner, optimizer, buffer, config.grad_steps, config.batch_size, generator)
+            loss = fit(learner, optimizer, buffer, config.grad_steps, config.batch_size, generator, config.lr_schedule)
             stats = dict(
                 iteration=it,
                 expert_labels=labels,
