@@ -23,6 +23,7 @@ import mujoco
 import numpy as np
 
 from sb3_il.envs import make_env
+from sb3_il.experts import Expert
 from sb3_il.files import write_json
 
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -106,14 +107,19 @@ def expert_returns_cache() -> Path:
     return Path(os.environ.get("SB3_IL_CACHE", Path.home() / ".cache" / "sb3_il")) / "expert_returns.json"
 
 
-def evaluate_expert(evaluator: Evaluator, expert: ActFn, key: str, n_episodes: int) -> Future[np.ndarray]:
+def evaluate_expert(
+    evaluator: Evaluator, expert: Expert, env_id: str, seed: int, n_episodes: int
+) -> Future[np.ndarray]:
     """The expert's returns on the evaluation seeds, computed once per exact expert and env and cached.
 
-    An expert is deterministic and frozen, so its returns on fixed seeds depend only on ``key`` (which must
-    name the expert's Hub revision, env id and seeds); mujoco and gymnasium versions are added here.
-    Every run of a benchmark then compares against the same expert numbers without re-simulating them.
+    An expert is deterministic and frozen, so its returns on fixed seeds depend only on its Hub revision,
+    the env, the seeds and the simulator's version. Every run of a benchmark then compares against the
+    same expert numbers without re-simulating them.
     """
-    key = f"{key}|n={n_episodes}|mujoco={mujoco.__version__}|gymnasium={gym.__version__}"
+    key = (
+        f"{expert.repo_id}@{expert.revision}|{env_id}|seed={seed}|n={n_episodes}"
+        f"|mujoco={mujoco.__version__}|gymnasium={gym.__version__}"
+    )
     path = expert_returns_cache()
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key in cache:

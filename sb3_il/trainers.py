@@ -153,8 +153,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
     n_final = max(config.eval_episodes, config.final_eval_episodes)
     evaluator = Evaluator(config.env_id, n_final, EVAL_SEED, background=config.background_eval)
     try:
-        expert_key = f"{expert.repo_id}@{expert.revision}|{config.env_id}|seed={EVAL_SEED}"
-        expert_eval = evaluate_expert(evaluator, expert, expert_key, config.final_eval_episodes)
+        expert_eval = evaluate_expert(evaluator, expert, config.env_id, EVAL_SEED, config.final_eval_episodes)
         if config.demos:
             demos = load_demos(config.demos)
         else:

@@ -1,20 +1,15 @@
 """Smoke test of scripts/benchmark.py: a tiny grid on CartPole and Pendulum, with the imitation peer."""
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import matplotlib.image as mpimg
+from conftest import load_script
 
 from sb3_il.benchmark import COLUMNS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
-
 
 def test_benchmark_smoke(hub_cache, tmp_path):
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("benchmark")
     out = tmp_path / "report"
     args = [
         "--envs",

@@ -1,46 +1,18 @@
 """RL fine-tuning keeps an imitation policy's return and writes a PPO-loadable policy."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import matplotlib.image as mpimg
+from conftest import load_script, train_run
 from stable_baselines3 import PPO
-
-from sb3_il.cli import main as train_main
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune.py"
 
 
 def finetune_main(args: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("finetune_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(args)
+    return load_script("finetune").main(args)
 
 
 def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
-    assert (
-        train_main(
-            [
-                "--algo",
-                "dagger",
-                "--env",
-                "Pendulum-v1",
-                "--n-iters",
-                "3",
-                "--runs-dir",
-                str(runs_dir),
-                "--quiet",
-                "--eval-episodes",
-                "2",
-                "--final-eval-episodes",
-                "5",
-            ]
-        )
-        == 0
-    )
-    run = runs_dir / "dagger-Pendulum-v1-s0"
+    run = train_run(runs_dir, "--algo", "dagger", "--env", "Pendulum-v1", "--n-iters", "3")["dir"]
     out = tmp_path / "ft"
     args = [
         "--run",

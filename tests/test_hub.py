@@ -1,29 +1,22 @@
 """push_to_hub --dry-run packages a run; the package, laid out as a Hub cache, loads back via load_from_hub."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
 import yaml
+from conftest import load_script, train_run
 from huggingface_hub import constants
 
-from sb3_il.cli import main as train_main
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import load_expert
 from sb3_il.hub import as_hub_cache
 from sb3_il.trainers import EVAL_SEED
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
-
 
 def push_main(args: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("push_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(args)
+    return load_script("push_to_hub").main(args)
 
 
 @pytest.mark.parametrize(
@@ -34,24 +27,8 @@ def push_main(args: list[str]) -> int:
     ],
 )
 def test_dry_run_package_and_round_trip(runs_dir, tmp_path, monkeypatch, env_id, train_args):
-    assert (
-        train_main(
-            [
-                *train_args,
-                "--env",
-                env_id,
-                "--runs-dir",
-                str(runs_dir),
-                "--quiet",
-                "--eval-episodes",
-                "2",
-                "--final-eval-episodes",
-                "3",
-            ]
-        )
-        == 0
-    )
-    run = next(runs_dir.iterdir())
+    results = train_run(runs_dir, *train_args, "--env", env_id)
+    run = results["dir"]
     algo = train_args[1]
     repo_id = f"tester/{algo}-{env_id}"
     package = tmp_path / "package"
@@ -67,7 +44,7 @@ def test_dry_run_package_and_round_trip(runs_dir, tmp_path, monkeypatch, env_id,
     assert metadata["library_name"] == "stable-baselines3"
     assert {"imitation-learning", env_id, "behavior-cloning" if algo == "bc" else "dagger"} <= set(metadata["tags"])
     metric = metadata["model-index"][0]["results"][0]["metrics"][0]
-    results = json.loads((package / "results.json").read_text())
+    results = json.loads((package / "results.json").read_text())  # what the package reports
     assert metric["type"] == "mean_reward" and metric["value"].startswith(f"{results['mean_return']:.2f}")
     assert results["repo_id"] == repo_id and "pct_expert" in results and "expert_return_mean" in results
 

@@ -1,11 +1,9 @@
 """End-to-end: scripts/train.py's main on real envs and real experts, and the PPO round trip of its output."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
+from conftest import FAST_EVAL, train_run
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -13,14 +11,6 @@ from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
-
-FAST = ["--eval-episodes", "2", "--final-eval-episodes", "5", "--quiet"]
-
-
-def train(runs_dir: Path, *args: str) -> dict:
-    assert main([*args, "--runs-dir", str(runs_dir), *FAST]) == 0
-    run = next(p for p in runs_dir.iterdir() if (p / "results.json").exists())
-    return json.loads((run / "results.json").read_text()) | {"dir": run}
 
 
 @pytest.mark.parametrize(
@@ -34,7 +24,7 @@ def train(runs_dir: Path, *args: str) -> dict:
 # BC alone does not solve Pendulum (compounding errors; -440 vs the expert's -150 even with 10k demos),
 # which is exactly what DAgger fixes; so BC is checked on CartPole only.
 def test_small_envs_reach_near_expert(runs_dir, algo, env_id, extra, min_pct):
-    results = train(runs_dir, "--algo", algo, "--env", env_id, *extra)
+    results = train_run(runs_dir, "--algo", algo, "--env", env_id, *extra)
     assert results["pct_expert"] >= min_pct, results
     run = results["dir"]
     for name in ("policy.zip", "config.yml", "progress.csv", "learning_curve.png", "demos"):
@@ -50,14 +40,14 @@ def test_small_envs_reach_near_expert(runs_dir, algo, env_id, extra, min_pct):
 
 
 def test_dagger_hopper_reaches_90_percent_with_reduced_budget(runs_dir):
-    results = train(runs_dir, "--algo", "dagger", "--env", "Hopper-v4", "--n-iters", "3", "--grad-steps", "500")
+    results = train_run(runs_dir, "--algo", "dagger", "--env", "Hopper-v4", "--n-iters", "3", "--grad-steps", "500")
     assert results["expert"] == "sb3/trpo-Hopper-v3"
     assert results["expert_labels"] == 1000 + 3 * 1000
     assert results["pct_expert"] >= 90, results
 
 
 def test_policy_round_trips_through_ppo_load(runs_dir):
-    results = train(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "200")
+    results = train_run(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "200")
     run = results["dir"]
     venv = VecNormalize.load(str(run / "vec_normalize.pkl"), DummyVecEnv([lambda: make_env("Pendulum-v1")]))
     model = PPO.load(run / "policy.zip", env=venv)  # no custom_objects, no sb3_il import needed
@@ -77,8 +67,8 @@ def test_policy_round_trips_through_ppo_load(runs_dir):
 
 
 def test_demos_are_reusable(runs_dir, tmp_path):
-    first = train(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "100")
-    second = train(
+    first = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "100")
+    second = train_run(
         tmp_path / "again",
         "--algo",
         "bc",
@@ -137,7 +127,7 @@ def test_interrupted_run_leaves_no_results(runs_dir, monkeypatch):
 
     monkeypatch.setattr(trainers, "fit", crash_on_second_fit)
     with pytest.raises(KeyboardInterrupt):
-        main(["--env", "CartPole-v1", "--n-iters", "2", "--grad-steps", "50", "--runs-dir", str(runs_dir), *FAST])
+        main(["--env", "CartPole-v1", "--n-iters", "2", "--grad-steps", "50", "--runs-dir", str(runs_dir), *FAST_EVAL])
     assert not (runs_dir / "dagger-CartPole-v1-s0").exists()
     partial = runs_dir / "dagger-CartPole-v1-s0.incomplete"
     assert (partial / "config.yml").exists() and not (partial / "results.json").exists()
