@@ -187,7 +187,11 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             pct = percent_of_expert(mean, result.expert_return_mean)
             result.curve.append(IterationStats(mean_return=mean, std_return=std, pct_expert=pct, **stats))
             _log(logger, result.curve[-1])
-            bar.set_postfix(ret=f"{mean:.0f}", pct=f"{pct:.1f}%", labels=stats["expert_labels"])
+            if progress:
+                bar.write(
+                    f"iter {stats['iteration']:2d}: return {mean:8.1f} ± {std:6.1f} ({pct:5.1f}% of expert "
+                    f"{result.expert_return_mean:.0f}), {stats['expert_labels']} labels, {stats['wall_s']:.1f} s"
+                )
             bar.update()
 
         pending: deque[tuple[dict[str, Any], Future[np.ndarray]]] = deque()
