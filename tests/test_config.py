@@ -1,0 +1,31 @@
+import pytest
+import yaml
+
+from sb3_il.config import TrainConfig, UserError, make_config
+
+
+def test_layering_defaults_zoo_then_cli(tmp_path):
+    article = make_config("dagger", "Ant-v4", {})
+    assert article.expert == "sb3/trpo-Ant-v3" and article.lr == 5e-3 and article.lr_schedule == "constant"
+    assert (article.n_iters, article.steps_per_iter, article.grad_steps, article.batch_size) == (10, 1000, 1000, 100)
+    assert article.buffer_size == 1_000_000 and article.net_arch == [64, 64]
+
+    strong = make_config("dagger", "Hopper-v4", {"expert": "sb3/tqc-Hopper-v3", "seed": 3}, "strong")
+    assert strong.lr_schedule == "cosine" and strong.expert == "sb3/tqc-Hopper-v3" and strong.seed == 3
+    assert strong.n_demo_steps + strong.n_iters * strong.steps_per_iter <= 11_000
+
+    bc = make_config("bc", "Hopper-v4", {"n_iters": 7})
+    assert bc.n_iters == 0  # BC is the fit on demonstrations alone
+
+    saved = tmp_path / "config.yml"
+    saved.write_text(yaml.safe_dump(strong.to_dict()))
+    assert make_config("bc", "CartPole-v1", {}, config_file=str(saved)) == strong  # a run's config replays it
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    saved = tmp_path / "config.yml"
+    saved.write_text(
+        yaml.safe_dump(TrainConfig(expert="sb3/ppo-CartPole-v1", env_id="CartPole-v1").to_dict() | {"learning_rate": 1})
+    )
+    with pytest.raises(UserError, match="unknown config keys"):
+        make_config("dagger", "CartPole-v1", {}, config_file=str(saved))
