@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from sb3_il.cli import run
-from sb3_il.config import make_config
+from sb3_il.config import TrainConfig, make_config
+from sb3_il.evaluation import percent_of_expert
 from sb3_il.files import atomic_write, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import plt, save_figure
@@ -109,10 +110,10 @@ def _cached_or_run(results_path: Path, force: bool, compute: Callable[..., dict]
     return results | {"status": "ok"}
 
 
-def _peer_results(config, our_run: Path, ours: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
-    from sb3_il.evaluation import percent_of_expert
-
+def _peer_results(config: TrainConfig, our_run: Path, ours: dict[str, Any]) -> dict[str, Any]:
+    """imitation's run on our run's demos, scored against the same expert numbers."""
     theirs = run_peer(config, our_run)
+    demo_labels = ours["expert_labels"] - ours["env_steps"]
     return theirs | {
         "expert_return_mean": ours["expert_return_mean"],
         "expert_return_std": ours["expert_return_std"],
@@ -120,7 +121,7 @@ def _peer_results(config, our_run: Path, ours: dict[str, Any]) -> dict[str, Any]
         "n_demo_episodes": ours["n_demo_episodes"],
         "pct_expert": percent_of_expert(theirs["mean_return"], ours["expert_return_mean"]),
         "wall_s": theirs["train_wall_s"],
-        "env_steps": theirs["expert_labels"] - ours["expert_labels"] + ours["env_steps"],
+        "env_steps": theirs["expert_labels"] - demo_labels,
     }
 
 
