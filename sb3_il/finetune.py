@@ -7,12 +7,15 @@ mostly at random and its first updates push the actor away from what it imitated
 1. ``init_log_std``: start with a small exploration std, so PPO's samples stay close to the IL actions.
 2. ``vf_warmup_rollouts``: before any actor update, fit the critic on rollouts of the IL policy
    (fitted value iteration on PPO's own GAE(λ) returns, ``vf_warmup_epochs`` passes each).
-3. Observation statistics stay frozen (they are part of the policy); rewards get their own running
-   normalization (``normalize_reward``) as the Zoo does for MuJoCo.
+3. Observation statistics stay frozen (they are part of the policy); rewards get their own
+   normalization (``normalize_reward``) as the Zoo does for MuJoCo, whose scale is learned during the
+   warm-up and then frozen, so the critic's targets do not drift under it.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,13 +29,14 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, ConvertCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_il.config import ZOO_CONFIGS, UserError
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.files import write_json, write_yaml
-from sb3_il.policy import VEC_NORMALIZE_FILE
+from sb3_il.policy import VEC_NORMALIZE_FILE, actor_output
 from sb3_il.trainers import EVAL_SEED
 
 #: PPO constructor arguments that may come from zoo_configs/ppo.yml.
@@ -57,9 +61,14 @@ class FinetuneConfig:
     seed: int = 0
     #: "prepared" (the preparation above), "naive" (PPO.load + learn) or "scratch" (a fresh PPO, same budget).
     mode: str = "prepared"
-    init_log_std: float = -2.0
+    init_log_std: float = -3.0
     vf_warmup_rollouts: int = 10
     vf_warmup_epochs: int = 10
+    #: Pull toward the imitation policy after each PPO update, in PPO epochs (1.0 = as many as PPO's own),
+    #: and the span over which it decays to 0, as a multiple of the budget (2.0: half of it is left at the
+    #: end; with 1.0 a near-expert HalfCheetah policy held until the pull faded, then PPO wore it down).
+    anchor_coef: float = 1.0
+    anchor_fraction: float = 2.0
     eval_every: int = 10_000
     eval_episodes: int = 10
     ppo: dict[str, Any] | None = None
@@ -86,6 +95,44 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
     if files.algo not in ("ppo", "bc", "dagger"):
         raise UserError(f"{source} holds a {files.algo.upper()} model; fine-tuning continues a PPO policy")
     return files.model_path, files.vec_normalize_path
+
+
+class AnchoredPPO(PPO):
+    """PPO that, after every update, pulls the actor back toward the imitation policy on the rollout's states.
+
+    The pull regresses the action means (logits for discrete actions) onto the frozen initial policy's for
+    ``anchor_coef × n_epochs`` epochs, the coefficient decaying linearly to 0 at ``anchor_until`` timesteps:
+    early updates, driven by a critic that is still poor, cannot walk the policy away from what it
+    imitated, and RL takes over gradually. Saves as a plain PPO zip (the anchor is not saved).
+    """
+
+    anchor: ActorCriticPolicy | None = None
+    anchor_coef: float = 0.0
+    anchor_until: int = 1
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "anchor"]
+
+    def train(self) -> None:
+        super().train()
+        weight = self.anchor_coef * max(0.0, 1.0 - self.num_timesteps / self.anchor_until)
+        epochs = math.ceil(weight * self.n_epochs)  # Adam steps have ~lr size whatever the loss scale:
+        if self.anchor is None or epochs == 0:  # the pull is measured in epochs, like PPO's own update
+            return
+        obs = th.as_tensor(self.rollout_buffer.observations, dtype=th.float32).reshape(
+            -1, *self.observation_space.shape
+        )
+        with th.no_grad():
+            target = actor_output(self.anchor, obs)
+        for _ in range(epochs):
+            for idx in th.randperm(len(obs)).split(self.batch_size):
+                loss = th.nn.functional.mse_loss(actor_output(self.policy, obs[idx]), target[idx])
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+        self.logger.record("train/anchor_epochs", epochs)
+        self.logger.record("train/anchor_loss", loss.item())
 
 
 class _Evaluate(BaseCallback):
@@ -195,7 +242,7 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
             "clip_range": _constant(ppo_kwargs["clip_range"]),
             "lr_schedule": _constant(ppo_kwargs["learning_rate"]),
         }
-        model = PPO.load(
+        model = AnchoredPPO.load(
             zip_path,
             env=env,
             device="cpu",
@@ -204,12 +251,16 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
             **{k: v for k, v in ppo_kwargs.items() if k not in schedules},
         )
         if config.mode == "prepared":
+            model.anchor = copy.deepcopy(model.policy)
+            model.anchor_coef, model.anchor_until = config.anchor_coef, int(config.anchor_fraction * config.timesteps)
             if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
                 with th.no_grad():
                     model.policy.log_std.fill_(config.init_log_std)
             if config.vf_warmup_rollouts > 0:
                 warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
                 warmup_steps = config.vf_warmup_rollouts * model.n_steps * n_envs
+                if normalize_reward:  # keep the return scale the critic was fitted to
+                    env.training = False
     model.set_logger(logger)
     curve: list[dict[str, float]] = []
     runner = EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED)

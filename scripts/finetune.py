@@ -32,9 +32,18 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modes", nargs="+", choices=["prepared", "naive", "scratch"], default=["prepared", "scratch"])
-    parser.add_argument("--init-log-std", type=float, default=-2.0, help="exploration log-std at the start")
+    parser.add_argument("--init-log-std", type=float, default=-3.0, help="exploration log-std at the start")
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)
+    parser.add_argument(
+        "--anchor-coef", type=float, default=1.0, help="pull toward the IL policy, in PPO epochs per update (0: off)"
+    )
+    parser.add_argument(
+        "--anchor-fraction",
+        type=float,
+        default=2.0,
+        help="decay span of the pull, as a multiple of --timesteps (2.0: half left at the end)",
+    )
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
@@ -53,15 +62,17 @@ def main(argv=None) -> int:  # noqa: ANN001
     with staged_dir(out, discard_on=(UserError,)) as stage:
         for i, mode in enumerate(args.modes):
             config = FinetuneConfig(
-                env_id,
-                args.timesteps,
-                args.seed,
-                mode,
-                args.init_log_std,
-                args.vf_warmup_rollouts,
-                args.vf_warmup_epochs,
-                args.eval_every,
-                args.eval_episodes,
+                env_id=env_id,
+                timesteps=args.timesteps,
+                seed=args.seed,
+                mode=mode,
+                init_log_std=args.init_log_std,
+                vf_warmup_rollouts=args.vf_warmup_rollouts,
+                vf_warmup_epochs=args.vf_warmup_epochs,
+                anchor_coef=args.anchor_coef,
+                anchor_fraction=args.anchor_fraction,
+                eval_every=args.eval_every,
+                eval_episodes=args.eval_episodes,
             )
             folder = stage if i == 0 else stage / f"reference-{mode}"
             results = finetune(args.run, config, folder)
