@@ -31,7 +31,8 @@ class TrainConfig:
     #: Hub repo of the expert (``sb3/{algo}-{env}``); the zoo config supplies a default per env.
     expert: str | None = None
     seed: int = 0
-    #: Expert transitions collected before training (whole episodes, at least this many steps).
+    #: Expert transitions to train on: whole episodes are collected (and saved) until there are this many,
+    #: and exactly this many count against the label budget.
     n_demo_steps: int = 1000
     #: DAgger iterations after the initial fit on the demonstrations; each first collects
     #: ``steps_per_iter`` learner steps and relabels them with the expert. BC is iteration 0 alone.

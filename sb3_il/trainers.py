@@ -160,6 +160,8 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
         save_demos(run_dir / "demos", demos)
         demo_obs, demo_acts = transitions(demos)
+        if not config.demos:  # whole episodes overshoot when one ends early: keep the label budget exact
+            demo_obs, demo_acts = demo_obs[: config.n_demo_steps], demo_acts[: config.n_demo_steps]
         result = RunResult(n_demo_episodes=len(demos))
 
         space = env.action_space
