@@ -112,8 +112,7 @@ def save_policy(model: PPO, normalizer: ObsNormalizer | None, folder: Path) -> N
     """Write ``policy.zip`` (and ``vec_normalize.pkl``) atomically into ``folder``."""
     atomic_write(Path(folder) / POLICY_FILE, model.save)
     if normalizer is not None:
-        venv = DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
-        atomic_write(Path(folder) / VEC_NORMALIZE_FILE, normalizer.to_vec_normalize(venv).save)
+        atomic_write(Path(folder) / VEC_NORMALIZE_FILE, normalizer.to_vec_normalize(_spaces_venv(model)).save)
 
 
 class _SpacesOnly(gym.Env):
@@ -123,13 +122,16 @@ class _SpacesOnly(gym.Env):
         self.observation_space, self.action_space = observation_space, action_space
 
 
+def _spaces_venv(model: PPO) -> VecEnv:
+    return DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
+
+
 def load_learner(folder: Path) -> tuple[PPO, VecNormalize | None]:
     """Load a run's policy the way users do: ``PPO.load`` plus the frozen ``VecNormalize`` if there is one."""
     folder = Path(folder)
     model = PPO.load(folder / POLICY_FILE, device="cpu")
     if not (folder / VEC_NORMALIZE_FILE).exists():
         return model, None
-    venv = DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
-    vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), venv)
+    vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), _spaces_venv(model))
     vec_normalize.training = False
     return model, vec_normalize
