@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch as th
+
 from sb3_il.benchmark import TRACKS, run_benchmark
 from sb3_il.cli import guarded
 
@@ -30,6 +32,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     for flag in ("n-iters", "grad-steps", "steps-per-iter", "n-demo-steps", "eval-episodes", "final-eval-episodes"):
         parser.add_argument(f"--{flag}", type=int, default=None, help="override for every run")
     args = parser.parse_args(argv)
+    th.set_num_threads(1)  # tiny MLPs: extra threads only add overhead (and fight the eval worker for cores)
     envs = args.envs or list(TRACKS[args.track])
     keys = ("expert", "n_iters", "grad_steps", "steps_per_iter", "n_demo_steps", "eval_episodes", "final_eval_episodes")
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
