@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch as th
 import yaml
 from stable_baselines3 import PPO
@@ -36,7 +35,7 @@ from sb3_il.config import ZOO_CONFIGS, UserError
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.files import write_json, write_yaml
-from sb3_il.policy import VEC_NORMALIZE_FILE, actor_output
+from sb3_il.policy import VEC_NORMALIZE_FILE, actor_output, predict_fn
 from sb3_il.trainers import EVAL_SEED
 
 #: PPO constructor arguments that may come from zoo_configs/ppo.yml.
@@ -150,12 +149,8 @@ class _Evaluate(BaseCallback):
         self.runner, self.n_episodes, self.every, self.obs_norm, self.curve = runner, n_episodes, every, obs_norm, curve
         self._next = 0
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        policy_obs = self.obs_norm.normalize_obs(obs) if self.obs_norm is not None else obs
-        return self.model.predict(policy_obs, deterministic=True)[0]
-
     def evaluate(self) -> None:
-        returns = self.runner(self.act, self.n_episodes)
+        returns = self.runner(predict_fn(self.model, self.obs_norm), self.n_episodes)
         self.curve.append(
             {"timesteps": self.num_timesteps, "mean_return": float(returns.mean()), "std_return": float(returns.std())}
         )

@@ -19,7 +19,7 @@ import yaml
 from sb3_il.config import UserError
 from sb3_il.envs import make_env
 from sb3_il.files import atomic_write, write_json
-from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_learner
+from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_learner, predict_fn
 
 ALGO_TAGS = {"bc": "behavior-cloning", "dagger": "dagger"}
 
@@ -125,12 +125,11 @@ def record_video(run_dir: Path, env_id: str, path: Path, seed: int = 0, max_step
 
     try:
         env = make_env(env_id, render_mode="rgb_array")
-        model, vec_normalize = load_learner(run_dir)
+        act = predict_fn(*load_learner(run_dir))
         obs, _ = env.reset(seed=seed)
         frames = [env.render()]
         for _ in range(max_steps):
-            policy_obs = vec_normalize.normalize_obs(obs[None]) if vec_normalize is not None else obs[None]
-            obs, _, terminated, truncated, _ = env.step(model.predict(policy_obs, deterministic=True)[0][0])
+            obs, _, terminated, truncated, _ = env.step(act(obs[None])[0])
             frames.append(env.render())
             if terminated or truncated:
                 break

@@ -12,6 +12,7 @@ convention RL Zoo users already load with ``VecNormalize.load``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -135,3 +136,13 @@ def load_learner(folder: Path) -> tuple[PPO, VecNormalize | None]:
     vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), _spaces_venv(model))
     vec_normalize.training = False
     return model, vec_normalize
+
+
+def predict_fn(model: PPO, vec_normalize: VecNormalize | None) -> Callable[[np.ndarray], np.ndarray]:
+    """A loaded (or training) PPO model as ``raw obs batch -> deterministic actions``, as users run it."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        policy_obs = vec_normalize.normalize_obs(obs) if vec_normalize is not None else obs
+        return model.predict(policy_obs, deterministic=True)[0]
+
+    return act
