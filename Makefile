@@ -30,3 +30,4 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check sb3_il scripts tests
+	$(VENV)/bin/ruff format --check sb3_il scripts tests

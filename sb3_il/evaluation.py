@@ -11,9 +11,11 @@ of the policy and goes on collecting and fitting on the other core. Results are 
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -36,10 +38,10 @@ class EpisodeRunner:
         self.envs = [make_env(env_id) for _ in range(max_episodes)]
         self.seed = seed
 
-    def __call__(self, act: ActFn, n_episodes: int) -> np.ndarray:
-        """Undiscounted returns of ``n_episodes`` deterministic episodes (seeds ``seed .. seed+n-1``)."""
+    def __call__(self, act: ActFn, n_episodes: int, first: int = 0) -> np.ndarray:
+        """Undiscounted returns of ``n_episodes`` deterministic episodes (seeds ``seed+first ..``)."""
         envs = self.envs[:n_episodes]
-        obs = np.stack([env.reset(seed=self.seed + i)[0] for i, env in enumerate(envs)])
+        obs = np.stack([env.reset(seed=self.seed + first + i)[0] for i, env in enumerate(envs)])
         returns = np.zeros(len(envs))
         active = np.ones(len(envs), dtype=bool)
         while active.any():
@@ -67,40 +69,99 @@ def _init_worker(env_id: str, max_episodes: int, seed: int) -> None:
     _worker_runner = EpisodeRunner(env_id, max_episodes, seed)
 
 
-def _run_in_worker(act: ActFn, n_episodes: int) -> np.ndarray:
+def _run_in_worker(act: ActFn, n_episodes: int, first: int) -> np.ndarray:
     assert _worker_runner is not None
-    return _worker_runner(act, n_episodes)
+    return _worker_runner(act, n_episodes, first)
 
 
 class Evaluator:
-    """``submit(policy, n)`` returns a future of ``n`` episode returns, in submission order.
+    """``submit(policy, n)`` returns a future of ``n`` episode returns.
 
-    With ``background=True`` episodes run in one worker process (the policy must pickle: pass a
-    snapshot, since it is pickled when the worker picks it up, not at ``submit``); otherwise at once.
+    With ``background=True`` episodes run in one worker process, in chunks of ``chunk`` episodes, and
+    the policy must pickle (pass a snapshot: it is pickled when the worker picks it up, not at
+    ``submit``). Once the caller has nothing else to do, :meth:`help` runs the chunks the worker has not
+    started in this process too, so a backlog of evaluations drains on both cores. Without
+    ``background``, the same chunks run at once. Each episode has its own seed and each chunk is one
+    batch for the policy, so the returns are bit-identical wherever a chunk runs.
     """
 
-    def __init__(self, env_id: str, max_episodes: int, seed: int, background: bool = False) -> None:
+    def __init__(self, env_id: str, max_episodes: int, seed: int, background: bool = False, chunk: int = 5) -> None:
+        self._args = (env_id, max_episodes, seed)
+        self._chunk = chunk
         self._pool: ProcessPoolExecutor | None = None
         self._runner: EpisodeRunner | None = None
+        self._queued: list[tuple[Future[np.ndarray], Future[np.ndarray], ActFn, int, int]] = []
         if background:
-            self._pool = ProcessPoolExecutor(
-                1, multiprocessing.get_context("spawn"), _init_worker, (env_id, max_episodes, seed)
-            )
-        else:
-            self._runner = EpisodeRunner(env_id, max_episodes, seed)
+            self._pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _init_worker, self._args)
 
     def submit(self, act: ActFn, n_episodes: int) -> Future[np.ndarray]:
-        if self._pool is not None:
-            return self._pool.submit(_run_in_worker, act, n_episodes)
-        future: Future[np.ndarray] = Future()
-        future.set_result(self._runner(act, n_episodes))
-        return future
+        parts = []
+        for first in range(0, n_episodes, self._chunk):
+            n = min(self._chunk, n_episodes - first)
+            if self._pool is None:
+                parts.append(_done(self._local()(act, n, first)))
+                continue
+            task, part = self._pool.submit(_run_in_worker, act, n, first), Future()
+            task.add_done_callback(functools.partial(_forward, part=part))
+            self._queued.append((task, part, act, n, first))
+            parts.append(part)
+        return _concatenate(parts)
+
+    def help(self) -> None:
+        """Run queued chunks the worker has not started here, latest first, until none is left."""
+        while self._queued:
+            task, part, act, n, first = self._queued.pop()
+            if task.cancel():
+                part.set_result(self._local()(act, n, first))
+            elif not task.done():  # the worker has it, and every chunk before it
+                break
+
+    def _local(self) -> EpisodeRunner:
+        if self._runner is None:
+            self._runner = EpisodeRunner(*self._args)
+        return self._runner
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
         if self._runner is not None:
             self._runner.close()
+
+
+def _done(value: np.ndarray) -> Future[np.ndarray]:
+    future: Future[np.ndarray] = Future()
+    future.set_result(value)
+    return future
+
+
+def _forward(task: Future[np.ndarray], part: Future[np.ndarray]) -> None:
+    """Pass a worker task's outcome on to the chunk's future (a cancelled task's chunk runs elsewhere)."""
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        part.set_exception(task.exception())
+    else:
+        part.set_result(task.result())
+
+
+def _concatenate(parts: list[Future[np.ndarray]]) -> Future[np.ndarray]:
+    """One future for the chunks' returns in episode order, done when the last chunk is."""
+    whole: Future[np.ndarray] = Future()
+    lock = threading.Lock()  # chunks finish on the executor's thread and on the caller's
+
+    def check(_: Future[np.ndarray]) -> None:
+        with lock:
+            if whole.done() or not all(part.done() for part in parts):
+                return
+            errors = [part.exception() for part in parts if part.exception() is not None]
+            if errors:
+                whole.set_exception(errors[0])
+            else:
+                whole.set_result(np.concatenate([part.result() for part in parts]))
+
+    for part in parts:
+        part.add_done_callback(check)
+    return whole
 
 
 def expert_returns_cache() -> Path:
@@ -123,9 +184,7 @@ def evaluate_expert(
     path = expert_returns_cache()
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key in cache:
-        future: Future[np.ndarray] = Future()
-        future.set_result(np.asarray(cache[key]))
-        return future
+        return _done(np.asarray(cache[key]))
 
     def store(done: Future[np.ndarray]) -> None:
         if done.exception() is None:

@@ -10,6 +10,9 @@ mostly at random and its first updates push the actor away from what it imitated
 3. Observation statistics stay frozen (they are part of the policy); rewards get their own
    normalization (``normalize_reward``) as the Zoo does for MuJoCo, whose scale is learned during the
    warm-up and then frozen, so the critic's targets do not drift under it.
+4. ``anchor_coef``: after each PPO update, pull the actor back toward an anchor policy, which starts as
+   the imitation policy and ratchets up to the current one whenever training episodes show it is better
+   (:class:`AnchoredPPO`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
 import yaml
 from stable_baselines3 import PPO
@@ -60,7 +64,7 @@ class FinetuneConfig:
     seed: int = 0
     #: "prepared" (the preparation above), "naive" (PPO.load + learn) or "scratch" (a fresh PPO, same budget).
     mode: str = "prepared"
-    init_log_std: float = -3.0
+    init_log_std: float = -2.0
     vf_warmup_rollouts: int = 10
     vf_warmup_epochs: int = 10
     #: Pull toward the imitation policy after each PPO update, in PPO epochs (1.0 = as many as PPO's own),
@@ -68,6 +72,9 @@ class FinetuneConfig:
     #: end; with 1.0 a near-expert HalfCheetah policy held until the pull faded, then PPO wore it down).
     anchor_coef: float = 1.0
     anchor_fraction: float = 2.0
+    #: Training episodes whose mean return must beat the anchor's for the current policy to replace it
+    #: (0: the anchor stays the imitation policy).
+    ratchet_episodes: int = 5
     eval_every: int = 10_000
     eval_episodes: int = 10
     ppo: dict[str, Any] | None = None
@@ -97,23 +104,42 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
 
 
 class AnchoredPPO(PPO):
-    """PPO that, after every update, pulls the actor back toward the imitation policy on the rollout's states.
+    """PPO that, after every update, pulls the actor back toward an anchor policy on the rollout's states.
 
-    The pull regresses the action means (logits for discrete actions) onto the frozen initial policy's for
+    The pull regresses the action means (logits for discrete actions) onto the frozen anchor's for
     ``anchor_coef × n_epochs`` epochs, the coefficient decaying linearly to 0 at ``anchor_until`` timesteps:
     early updates, driven by a critic that is still poor, cannot walk the policy away from what it
-    imitated, and RL takes over gradually. Saves as a plain PPO zip (the anchor is not saved).
+    imitated, and RL takes over gradually.
+
+    The anchor starts as the imitation policy and ratchets: whenever the mean return of the last
+    ``ratchet_episodes`` training episodes beats the anchor's, the current policy becomes the anchor.
+    A near-expert start is then held where it is, while a poor start is not pulled back to its poor
+    actions once RL has found better ones. Saves as a plain PPO zip (the anchor is not saved).
     """
 
     anchor: ActorCriticPolicy | None = None
+    anchor_return: float = -math.inf
     anchor_coef: float = 0.0
     anchor_until: int = 1
+    ratchet_episodes: int = 0
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "anchor"]
 
+    def recent_return(self) -> float | None:
+        """Mean raw return of the last ``ratchet_episodes`` finished training episodes (None: too few)."""
+        if self.ratchet_episodes <= 0 or len(self.ep_info_buffer) < self.ratchet_episodes:
+            return None
+        return float(np.mean([info["r"] for info in list(self.ep_info_buffer)[-self.ratchet_episodes :]]))
+
     def train(self) -> None:
+        recent = self.recent_return()
+        if self.anchor is not None and recent is not None and recent > self.anchor_return:
+            self.anchor = copy.deepcopy(self.policy)  # the policy that collected the episodes just scored
+            self.anchor_return = recent
+            self.ep_info_buffer.clear()  # the next comparison scores only the new anchor's successors
         super().train()
+        self.logger.record("train/anchor_return", self.anchor_return)
         weight = self.anchor_coef * max(0.0, 1.0 - self.num_timesteps / self.anchor_until)
         epochs = math.ceil(weight * self.n_epochs)  # Adam steps have ~lr size whatever the loss scale:
         if self.anchor is None or epochs == 0:  # the pull is measured in epochs, like PPO's own update
@@ -251,11 +277,15 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
             if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
                 with th.no_grad():
                     model.policy.log_std.fill_(config.init_log_std)
+            model.ratchet_episodes = config.ratchet_episodes
             if config.vf_warmup_rollouts > 0:
                 warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
                 warmup_steps = config.vf_warmup_rollouts * model.n_steps * n_envs
                 if normalize_reward:  # keep the return scale the critic was fitted to
                     env.training = False
+                if model.ep_info_buffer:  # the imitation policy's own score, from the warm-up's episodes
+                    model.anchor_return = float(np.mean([info["r"] for info in model.ep_info_buffer]))
+                    model.ep_info_buffer.clear()
     model.set_logger(logger)
     curve: list[dict[str, float]] = []
     runner = EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED)

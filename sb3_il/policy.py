@@ -23,6 +23,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_il.files import atomic_write
 
@@ -73,12 +74,43 @@ def make_learner(env: gym.Env, net_arch: list[int], seed: int) -> PPO:
     return PPO("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device="cpu", verbose=0)
 
 
+#: Activation modules the actor may use, by the name :func:`actor_layers` gives them.
+ACTIVATIONS: dict[type[nn.Module], str] = {nn.ReLU: "relu", nn.Tanh: "tanh"}
+
+
+def actor_layers(policy: ActorCriticPolicy) -> list[tuple[nn.Parameter, nn.Parameter, str | None]]:
+    """The actor (``mlp_extractor.policy_net`` then ``action_net``) as (weight, bias, activation) layers.
+
+    The tensors are the policy's own parameters. Walking them with ``F.linear`` computes exactly what the
+    modules compute, without ~5 µs of module dispatch per layer: most of the cost at this network size.
+    """
+    layers: list[tuple[nn.Parameter, nn.Parameter, str | None]] = []
+    for module in [*policy.mlp_extractor.policy_net, policy.action_net]:
+        if isinstance(module, nn.Linear):
+            layers.append((module.weight, module.bias, None))
+        elif type(module) in ACTIVATIONS and layers and layers[-1][2] is None:
+            layers[-1] = (*layers[-1][:2], ACTIVATIONS[type(module)])
+        else:
+            raise TypeError(f"the actor must be Linear layers with ReLU/Tanh activations, not {module!r}")
+    return layers
+
+
+def activate(x: th.Tensor, activation: str | None) -> th.Tensor:
+    if activation == "relu":
+        return F.relu(x)
+    return th.tanh(x) if activation == "tanh" else x
+
+
 def actor_output(policy: ActorCriticPolicy, obs: th.Tensor) -> th.Tensor:
     """Action means (Box) or logits (Discrete) for already-normalized flat observations; differentiable.
 
-    Same modules as ``policy.predict`` (whose features extractor is a ``Flatten``, a no-op on flat obs).
+    Bit-identical to the modules ``policy.predict`` runs (whose features extractor is a ``Flatten``,
+    a no-op on flat obs).
     """
-    return policy.action_net(policy.mlp_extractor.policy_net(obs))
+    x = obs
+    for weight, bias, activation in actor_layers(policy):
+        x = activate(F.linear(x, weight, bias), activation)
+    return x
 
 
 def actor_parameters(policy: ActorCriticPolicy) -> list[nn.Parameter]:

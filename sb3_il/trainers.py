@@ -33,7 +33,15 @@ from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, wit
 from sb3_il.envs import make_env
 from sb3_il.evaluation import Evaluator, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
-from sb3_il.policy import Learner, ObsNormalizer, actor_output, actor_parameters, make_learner, save_policy
+from sb3_il.policy import (
+    Learner,
+    ObsNormalizer,
+    activate,
+    actor_layers,
+    actor_parameters,
+    make_learner,
+    save_policy,
+)
 
 #: Evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ... for every run: never the training envs' seeds,
 #: and the same starts for the expert and for learners of every seed.
@@ -90,13 +98,13 @@ def fit(
 ) -> float:
     """Supervised regression (Box: MSE on the action mean) or classification (Discrete: cross-entropy).
 
-    All minibatch indices are drawn up front and the actor modules are called directly: at this network
-    size the loop is bound by per-op overhead, not arithmetic. ``lr_schedule="cosine"`` anneals the
+    At this network size the loop is bound by per-op overhead, not arithmetic: all minibatch indices are
+    drawn up front and gradients come from :func:`backprop`. ``lr_schedule="cosine"`` anneals the
     learning rate to 0 over each fit (restarting every iteration), so each iteration ends on settled
     weights instead of wherever the last noisy high-lr step left them.
     """
     peak_lrs = [group["lr"] for group in optimizer.param_groups]
-    loss_fn = F.cross_entropy if learner.discrete else F.mse_loss
+    layers = actor_layers(learner.policy)
     all_obs, all_acts = buffer.sample(grad_steps * batch_size, generator)
     if learner.normalizer is not None:
         all_obs = learner.normalizer.torch(all_obs)
@@ -105,14 +113,43 @@ def fit(
         if lr_schedule == "cosine":
             for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
                 group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / grad_steps))
-        loss = loss_fn(actor_output(learner.policy, obs), acts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total += backprop(layers, obs, acts, learner.discrete)
         optimizer.step()
-        total += loss.detach()
     for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
         group["lr"] = peak
     return float(total) / grad_steps
+
+
+@th.no_grad()
+def backprop(
+    layers: list[tuple[th.nn.Parameter, th.nn.Parameter, str | None]], obs: th.Tensor, target: th.Tensor, discrete: bool
+) -> th.Tensor:
+    """The actor's loss on a batch, with its gradients written to each layer's ``.grad``.
+
+    A hand-written backward pass for the MLP of :func:`sb3_il.policy.actor_layers`: about 40% less time
+    per step than autograd's bookkeeping at 2×64, the difference between 4× and 5× imitation's speed on
+    Ant. Checked against autograd in tests/test_train.py.
+    """
+    inputs, x = [], obs
+    for weight, bias, activation in layers:
+        inputs.append(x)
+        x = activate(F.linear(x, weight, bias), activation)
+    if discrete:
+        log_probs = F.log_softmax(x, dim=1)
+        loss = F.nll_loss(log_probs, target)
+        grad = (log_probs.exp() - F.one_hot(target, x.shape[1])) / len(x)
+    else:
+        diff = x - target
+        loss = diff.square().mean()
+        grad = diff * (2.0 / diff.numel())
+    for i in range(len(layers) - 1, -1, -1):
+        weight, bias, _ = layers[i]
+        weight.grad, bias.grad = grad.t() @ inputs[i], grad.sum(0)
+        if i > 0:  # through layer i's input = layer i-1's activation output h
+            grad, h = grad @ weight, inputs[i]
+            activation = layers[i - 1][2]
+            grad = grad * (h > 0) if activation == "relu" else grad * (1 - h * h) if activation == "tanh" else grad
+    return loss
 
 
 def collect(
@@ -221,6 +258,8 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             )
             n_episodes = n_final if it == config.n_iters else config.eval_episodes
             pending.append((stats, evaluator.submit(copy.deepcopy(learner), n_episodes)))
+            if it == config.n_iters:  # training is over: this process joins in the evaluations still queued
+                evaluator.help()
             while pending and (pending[0][1].done() or it == config.n_iters):
                 report(*pending.popleft())
         bar.close()

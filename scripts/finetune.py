@@ -32,7 +32,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modes", nargs="+", choices=["prepared", "naive", "scratch"], default=["prepared", "scratch"])
-    parser.add_argument("--init-log-std", type=float, default=-3.0, help="exploration log-std at the start")
+    parser.add_argument("--init-log-std", type=float, default=-2.0, help="exploration log-std at the start")
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)
     parser.add_argument(
@@ -43,6 +43,12 @@ def main(argv=None) -> int:  # noqa: ANN001
         type=float,
         default=2.0,
         help="decay span of the pull, as a multiple of --timesteps (2.0: half left at the end)",
+    )
+    parser.add_argument(
+        "--ratchet-episodes",
+        type=int,
+        default=5,
+        help="the current policy becomes the anchor when its last N training episodes beat it (0: fixed anchor)",
     )
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -71,6 +77,7 @@ def main(argv=None) -> int:  # noqa: ANN001
                 vf_warmup_epochs=args.vf_warmup_epochs,
                 anchor_coef=args.anchor_coef,
                 anchor_fraction=args.anchor_fraction,
+                ratchet_episodes=args.ratchet_episodes,
                 eval_every=args.eval_every,
                 eval_episodes=args.eval_episodes,
             )

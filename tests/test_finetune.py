@@ -1,10 +1,16 @@
 """RL fine-tuning keeps an imitation policy's return and writes a PPO-loadable policy."""
 
+import copy
 import json
+from collections import deque
 
 import matplotlib.image as mpimg
+import pytest
 from conftest import load_script, train_run
 from stable_baselines3 import PPO
+
+from sb3_il.envs import make_env
+from sb3_il.finetune import AnchoredPPO
 
 
 def finetune_main(args: list[str]) -> int:
@@ -45,6 +51,18 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     assert mpimg.imread(out / "finetune_curve.png").ndim == 3
     model = PPO.load(out / "policy.zip")
     assert model.num_timesteps >= 4096
+
+
+@pytest.mark.parametrize(("recent", "replaced"), [([-100.0, -150.0], True), ([-100.0, -400.0], False)])
+def test_anchor_ratchets_only_to_a_better_policy(recent, replaced):
+    model = AnchoredPPO("MlpPolicy", make_env("Pendulum-v1"), n_steps=64, batch_size=64, n_epochs=1, seed=0)
+    first = model.anchor = copy.deepcopy(model.policy)
+    model.anchor_return, model.anchor_coef, model.anchor_until, model.ratchet_episodes = -200.0, 1.0, 10**6, 2
+    model.ep_info_buffer = deque([{"r": r, "l": 200, "t": 0.0} for r in recent], maxlen=100)
+    model.ep_success_buffer = deque(maxlen=100)
+    model.learn(64, reset_num_timesteps=False)  # one rollout, one update: the anchor is judged before it
+    assert (model.anchor is not first) == replaced
+    assert model.anchor_return == (-125.0 if replaced else -200.0)
 
 
 def test_finetune_bad_source_exits_2(tmp_path, capsys):

@@ -1,16 +1,20 @@
 """End-to-end: scripts/train.py's main on real envs and real experts, and the PPO round trip of its output."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 import yaml
 from conftest import FAST_EVAL, train_run
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from torch.nn import functional as F
 
 from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
+from sb3_il.policy import actor_layers, actor_output, actor_parameters
 
 
 @pytest.mark.parametrize(
@@ -139,3 +143,21 @@ def test_expert_is_one_callable_for_demos_and_relabeling(hub_cache):
     obs = np.stack([env.reset(seed=s)[0] for s in range(4)])
     assert expert(obs).shape == (4, 8)
     np.testing.assert_allclose(expert(obs)[1:2], expert(obs[1:2]), atol=1e-5)  # batch-size independent
+
+
+@pytest.mark.parametrize(("env_id", "activation"), [("Pendulum-v1", th.nn.ReLU), ("CartPole-v1", th.nn.Tanh)])
+def test_hand_written_backprop_matches_autograd(env_id, activation):
+    env = make_env(env_id)
+    policy = PPO("MlpPolicy", env, policy_kwargs=dict(activation_fn=activation), seed=0, device="cpu").policy
+    obs = th.randn(50, *env.observation_space.shape)
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        target, loss_fn = th.randint(env.action_space.n, (50,)), F.cross_entropy
+    else:
+        target, loss_fn = th.randn(50, *env.action_space.shape), F.mse_loss
+    parameters = actor_parameters(policy)
+    expected_loss = loss_fn(actor_output(policy, obs), target)
+    expected = th.autograd.grad(expected_loss, parameters)
+    loss = trainers.backprop(actor_layers(policy), obs, target, isinstance(env.action_space, gym.spaces.Discrete))
+    th.testing.assert_close(loss, expected_loss.detach())
+    for param, grad in zip(parameters, expected, strict=True):
+        th.testing.assert_close(param.grad, grad)

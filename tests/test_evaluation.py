@@ -1,0 +1,22 @@
+"""Background evaluation gives the same returns as running the episodes in place, wherever chunks run."""
+
+import numpy as np
+
+from sb3_il.envs import make_env
+from sb3_il.evaluation import Evaluator
+from sb3_il.experts import load_expert
+
+
+def test_background_chunks_and_help_match_in_place(hub_cache):
+    expert = load_expert("sb3/sac-Pendulum-v1", make_env("Pendulum-v1"))
+    in_place = Evaluator("Pendulum-v1", 7, seed=5, chunk=3).submit(expert, 7).result()
+    assert len(set(in_place.round(3))) > 1  # distinct starts, so a shuffled order would show
+
+    evaluator = Evaluator("Pendulum-v1", 7, seed=5, background=True, chunk=3)
+    try:
+        futures = [evaluator.submit(expert, 7) for _ in range(3)]
+        evaluator.help()  # steals the chunks the worker has not started: episode seeds must not change
+        for future in futures:
+            np.testing.assert_array_equal(future.result(timeout=120), in_place)
+    finally:
+        evaluator.close()
