@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="feed raw observations to the policy (no vec_normalize.pkl)",
     )
     parser.add_argument(
+        "--continue-episodes",
+        dest="reset_each_iter",
+        action="store_false",
+        default=None,
+        help="DAgger collection goes on with the episode the previous iteration cut off (default: reset)",
+    )
+    parser.add_argument(
         "--no-background-eval",
         dest="background_eval",
         action="store_false",
@@ -89,7 +96,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.env_id is None and args.config_file is None:
         raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
     overrides: dict[str, Any] = {name: getattr(args, name) for name in _OVERRIDES}
-    overrides.update(net_arch=args.net_arch, normalize=args.normalize, background_eval=args.background_eval)
+    overrides.update(
+        net_arch=args.net_arch,
+        normalize=args.normalize,
+        background_eval=args.background_eval,
+        reset_each_iter=args.reset_each_iter,
+    )
     return make_config(args.algo, args.env_id, overrides, args.config_name, args.config_file)
 
 

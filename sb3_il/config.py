@@ -38,6 +38,9 @@ class TrainConfig:
     #: ``steps_per_iter`` learner steps and relabels them with the expert. BC is iteration 0 alone.
     n_iters: int = 10
     steps_per_iter: int = 1000
+    #: Each iteration's collection starts a fresh episode (the article); with False an episode cut off
+    #: by the end of an iteration goes on in the next, so short iterations still visit late states.
+    reset_each_iter: bool = True
     grad_steps: int = 1000
     batch_size: int = 100
     lr: float = 5e-3

@@ -86,7 +86,7 @@ class Evaluator:
     """
 
     def __init__(self, env_id: str, max_episodes: int, seed: int, background: bool = False, chunk: int = 5) -> None:
-        self._args = (env_id, max_episodes, seed)
+        self._args = (env_id, min(chunk, max_episodes), seed)  # a chunk is the most run at once
         self._chunk = chunk
         self._pool: ProcessPoolExecutor | None = None
         self._runner: EpisodeRunner | None = None

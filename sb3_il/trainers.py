@@ -154,29 +154,29 @@ def backprop(
 
 def collect(
     env: gym.Env,
+    obs: np.ndarray,
     learner: Learner,
     expert: Expert,
     n_steps: int,
     beta: float,
     noise: float,
     rng: np.random.Generator,
-    seed: int,
-) -> np.ndarray:
-    """Visit ``n_steps`` states acting with the learner (the expert with probability β); return them.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visit ``n_steps`` states from ``obs``, acting with the learner (the expert with probability β).
 
-    The env starts a fresh episode each iteration and resets on termination, so the budget is exact.
-    ``noise`` perturbs the executed actions (see :func:`sb3_il.demos.with_noise`); labels stay clean.
+    Returns the visited states and the observation to continue from; the env resets on termination,
+    so the budget is exact. ``noise`` perturbs the executed actions (see
+    :func:`sb3_il.demos.with_noise`); labels stay clean.
     """
     observations = np.empty((n_steps, *env.observation_space.shape), dtype=np.float32)
     noisy_learner, noisy_expert = (with_noise(p, noise, env.action_space, rng) for p in (learner, expert))
-    obs, _ = env.reset(seed=seed)
     for t in range(n_steps):
         observations[t] = obs
         policy = noisy_expert if beta > 0 and rng.random() < beta else noisy_learner
         obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
         if terminated or truncated:
             obs, _ = env.reset()
-    return observations
+    return observations, obs
 
 
 def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = True) -> RunResult:
@@ -215,6 +215,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
         optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=config.lr, fused=True)
         beta_at = parse_beta_schedule(config.beta_schedule)
         labels, env_steps = len(demo_obs), 0
+        obs: np.ndarray | None = None  # where DAgger's collection continues from
         loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and background eval
 
         def report(stats: dict[str, Any], returns: Future[np.ndarray]) -> None:
@@ -238,9 +239,9 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
         for it in range(config.n_iters + 1):
             beta = beta_at(it) if it > 0 else 1.0
             if it > 0:
-                visited = collect(
-                    env, learner, expert, config.steps_per_iter, beta, config.noise, rng, config.seed * 1000 + it
-                )
+                if obs is None or config.reset_each_iter:
+                    obs, _ = env.reset(seed=config.seed * 1000 + it)
+                visited, obs = collect(env, obs, learner, expert, config.steps_per_iter, beta, config.noise, rng)
                 buffer.add(visited, expert(visited))
                 labels += len(visited)
                 env_steps += len(visited)

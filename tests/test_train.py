@@ -14,7 +14,7 @@ from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
-from sb3_il.policy import actor_layers, actor_output, actor_parameters
+from sb3_il.policy import actor_layers, actor_output, actor_parameters, make_learner
 
 
 @pytest.mark.parametrize(
@@ -161,3 +161,13 @@ def test_hand_written_backprop_matches_autograd(env_id, activation):
     th.testing.assert_close(loss, expected_loss.detach())
     for param, grad in zip(parameters, expected, strict=True):
         th.testing.assert_close(param.grad, grad)
+
+
+def test_collection_continues_the_episode_an_iteration_cut_off():
+    env = make_env("CartPole-v1")
+    learner = trainers.Learner(make_learner(env, [64, 64], seed=0).policy)
+    rng = np.random.default_rng(0)
+    whole, _ = trainers.collect(env, env.reset(seed=3)[0], learner, learner, 300, 0.0, 0.0, rng)
+    first, obs = trainers.collect(env, env.reset(seed=3)[0], learner, learner, 120, 0.0, 0.0, rng)
+    second, _ = trainers.collect(env, obs, learner, learner, 180, 0.0, 0.0, rng)
+    np.testing.assert_array_equal(np.concatenate([first, second]), whole)  # resets in between included
