@@ -37,6 +37,7 @@ class EpisodeRunner:
     def __init__(self, env_id: str, max_episodes: int, seed: int) -> None:
         self.envs = [make_env(env_id) for _ in range(max_episodes)]
         self.seed = seed
+        self.steps = 0  # env steps taken so far, for budgets that count them
 
     def __call__(self, act: ActFn, n_episodes: int, first: int = 0) -> np.ndarray:
         """Undiscounted returns of ``n_episodes`` deterministic episodes (seeds ``seed+first ..``)."""
@@ -47,6 +48,7 @@ class EpisodeRunner:
         while active.any():
             idx = np.flatnonzero(active)
             actions = act(obs[idx])
+            self.steps += len(idx)
             for j, i in enumerate(idx):
                 obs[i], reward, terminated, truncated, _ = envs[i].step(actions[j])
                 returns[i] += reward

@@ -170,11 +170,13 @@ def load_learner(folder: Path) -> tuple[PPO, VecNormalize | None]:
     return model, vec_normalize
 
 
-def predict_fn(model: PPO, vec_normalize: VecNormalize | None) -> Callable[[np.ndarray], np.ndarray]:
-    """A loaded (or training) PPO model as ``raw obs batch -> deterministic actions``, as users run it."""
+def predict_fn(
+    model: PPO, vec_normalize: VecNormalize | None, deterministic: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A loaded (or training) PPO model as ``raw obs batch -> actions``, as users run it."""
 
     def act(obs: np.ndarray) -> np.ndarray:
         policy_obs = vec_normalize.normalize_obs(obs) if vec_normalize is not None else obs
-        return model.predict(policy_obs, deterministic=True)[0]
+        return model.predict(policy_obs, deterministic=deterministic)[0]
 
     return act

@@ -32,7 +32,12 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modes", nargs="+", choices=["prepared", "naive", "scratch"], default=["prepared", "scratch"])
-    parser.add_argument("--init-log-std", type=float, default=-2.0, help="exploration log-std at the start")
+    parser.add_argument(
+        "--init-log-std",
+        type=float,
+        default=None,
+        help="exploration log-std at the start (default: calibrated, the largest that keeps 90%% of the return)",
+    )
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)
     parser.add_argument(
@@ -86,7 +91,9 @@ def main(argv=None) -> int:  # noqa: ANN001
             curves[mode] = results["curve"]
             print(
                 f"{mode:9s}: start {results['start_return']:.0f}, min {results['min_return']:.0f}, "
-                f"final {results['final_return']:.0f} ({results['wall_s']:.0f} s)",
+                f"final {results['final_return']:.0f} ({results['wall_s']:.0f} s"
+                + (f", init log-std {results['init_log_std']}" if results["init_log_std"] is not None else "")
+                + ")",
                 flush=True,
             )
         finetune_curves(

@@ -10,7 +10,7 @@ from conftest import load_script, train_run
 from stable_baselines3 import PPO
 
 from sb3_il.envs import make_env
-from sb3_il.finetune import AnchoredPPO
+from sb3_il.finetune import LOG_STD_CANDIDATES, AnchoredPPO, calibrate_log_std
 
 
 def finetune_main(args: list[str]) -> int:
@@ -63,6 +63,16 @@ def test_anchor_ratchets_only_to_a_better_policy(recent, replaced):
     model.learn(64, reset_num_timesteps=False)  # one rollout, one update: the anchor is judged before it
     assert (model.anchor is not first) == replaced
     assert model.anchor_return == (-125.0 if replaced else -200.0)
+
+
+def test_log_std_calibration_takes_the_largest_tolerated_std():
+    model = PPO("MlpPolicy", make_env("Pendulum-v1"), seed=0, device="cpu")
+    # Pendulum returns are negative: keep=0 tolerates losing 100% (any std passes, the largest is taken);
+    # keep=2 asks for a return above 0, which no std gives: every candidate is tried, the smallest kept.
+    assert calibrate_log_std(model, None, "Pendulum-v1", seed=0, keep=0.0) == (LOG_STD_CANDIDATES[0], 2 * 5 * 200)
+    log_std, steps = calibrate_log_std(model, None, "Pendulum-v1", seed=0, keep=2.0)
+    assert (log_std, steps) == (LOG_STD_CANDIDATES[-1], (1 + len(LOG_STD_CANDIDATES)) * 5 * 200)
+    assert model.policy.log_std.detach().eq(log_std).all()
 
 
 def test_finetune_bad_source_exits_2(tmp_path, capsys):
