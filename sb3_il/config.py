@@ -56,7 +56,8 @@ class TrainConfig:
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
     normalize: bool = True
-    #: Episodes per evaluation after each iteration, and for the final learner/expert numbers.
+    #: Episodes per evaluation after each iteration (0: none, the curve has gaps), and for the final
+    #: learner/expert numbers.
     eval_episodes: int = 5
     final_eval_episodes: int = 20
     #: Evaluate in a second process while training goes on (same numbers, less wall time on 2+ cores).
@@ -76,11 +77,12 @@ class TrainConfig:
             "grad_steps",
             "batch_size",
             "buffer_size",
-            "eval_episodes",
             "final_eval_episodes",
         ):
             if int(getattr(self, name)) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if int(self.eval_episodes) < 0:
+            raise UserError(f"--eval-episodes must be 0 (final evaluation only) or more, got {self.eval_episodes}")
         if not 0 <= self.noise <= 1:
             raise UserError(f"--noise must be in [0, 1], got {self.noise}")
         if self.lr_schedule not in ("constant", "cosine"):

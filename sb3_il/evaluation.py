@@ -101,7 +101,7 @@ class Evaluator:
         for first in range(0, n_episodes, self._chunk):
             n = min(self._chunk, n_episodes - first)
             if self._pool is None:
-                parts.append(_done(self._local()(act, n, first)))
+                parts.append(completed(self._local()(act, n, first)))
                 continue
             task, part = self._pool.submit(_run_in_worker, act, n, first), Future()
             task.add_done_callback(functools.partial(_forward, part=part))
@@ -130,7 +130,8 @@ class Evaluator:
             self._runner.close()
 
 
-def _done(value: np.ndarray) -> Future[np.ndarray]:
+def completed(value: np.ndarray) -> Future[np.ndarray]:
+    """A future that already holds ``value``."""
     future: Future[np.ndarray] = Future()
     future.set_result(value)
     return future
@@ -186,7 +187,7 @@ def evaluate_expert(
     path = expert_returns_cache()
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key in cache:
-        return _done(np.asarray(cache[key]))
+        return completed(np.asarray(cache[key]))
 
     def store(done: Future[np.ndarray]) -> None:
         if done.exception() is None:

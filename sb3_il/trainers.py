@@ -31,7 +31,7 @@ from sb3_il.buffer import ReplayBuffer
 from sb3_il.config import TrainConfig, UserError
 from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, with_noise
 from sb3_il.envs import make_env
-from sb3_il.evaluation import Evaluator, evaluate_expert, percent_of_expert
+from sb3_il.evaluation import Evaluator, completed, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
 from sb3_il.policy import (
     Learner,
@@ -46,6 +46,8 @@ from sb3_il.policy import (
 #: Evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ... for every run: never the training envs' seeds,
 #: and the same starts for the expert and for learners of every seed.
 EVAL_SEED = 1_000_000
+#: The "returns" of an iteration evaluated with 0 episodes: logged as NaN, a gap in the learning curve.
+NO_EVAL = np.array([np.nan])
 
 
 def parse_beta_schedule(spec: str) -> Callable[[int], float]:
@@ -258,7 +260,8 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 wall_s=time.perf_counter() - loop_start,
             )
             n_episodes = n_final if it == config.n_iters else config.eval_episodes
-            pending.append((stats, evaluator.submit(copy.deepcopy(learner), n_episodes)))
+            returns = evaluator.submit(copy.deepcopy(learner), n_episodes) if n_episodes else completed(NO_EVAL)
+            pending.append((stats, returns))
             if it == config.n_iters:  # training is over: this process joins in the evaluations still queued
                 evaluator.help()
             while pending and (pending[0][1].done() or it == config.n_iters):

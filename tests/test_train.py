@@ -43,6 +43,15 @@ def test_small_envs_reach_near_expert(runs_dir, algo, env_id, extra, min_pct):
     assert results["expert_labels"] == config["n_demo_steps"] + n_iters * config["steps_per_iter"]
 
 
+def test_eval_episodes_0_evaluates_only_the_final_policy(runs_dir):
+    args = ["--env", "CartPole-v1", "--n-iters", "2", "--grad-steps", "300", "--runs-dir", str(runs_dir)]
+    assert main([*args, *FAST_EVAL, "--eval-episodes", "0"]) == 0
+    rows = (runs_dir / "dagger-CartPole-v1-s0" / "progress.csv").read_text().strip().splitlines()
+    column = rows[0].split(",").index("eval/mean_return")
+    returns = [row.split(",")[column] for row in rows[1:]]
+    assert returns[:-1] == ["nan", "nan"] and float(returns[-1]) >= 475, returns
+
+
 def test_dagger_hopper_reaches_90_percent_with_reduced_budget(runs_dir):
     results = train_run(runs_dir, "--algo", "dagger", "--env", "Hopper-v4", "--n-iters", "3", "--grad-steps", "500")
     assert results["expert"] == "sb3/trpo-Hopper-v3"
@@ -97,6 +106,7 @@ BAD_INPUTS = [
     (["--env", "CartPole-v1", "--grad-steps", "0"], "--grad-steps must be a positive"),
     (["--env", "CartPole-v1", "--steps-per-iter", "-5"], "--steps-per-iter must be a positive"),
     (["--env", "CartPole-v1", "--lr", "0"], "--lr must be > 0"),
+    (["--env", "CartPole-v1", "--eval-episodes", "-1"], "--eval-episodes must be 0"),
     (["--env", "CartPole-v1", "--beta-schedule", "linear:x"], "beta-schedule"),
     (["--env", "CartPole-v1", "--demos", "/nonexistent/demos"], "cannot load demonstrations"),
     (["--env", "CartPole-v1", "--config", "nope"], "no config"),
