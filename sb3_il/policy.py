@@ -101,6 +101,13 @@ def activate(x: th.Tensor, activation: str | None) -> th.Tensor:
     return th.tanh(x) if activation == "tanh" else x
 
 
+def activation_backward(grad: th.Tensor, h: th.Tensor, activation: str | None) -> th.Tensor:
+    """Gradient through :func:`activate`, from its output ``h`` (ReLU: h > 0; tanh: 1 - h²)."""
+    if activation == "relu":
+        return grad * (h > 0)
+    return grad * (1 - h * h) if activation == "tanh" else grad
+
+
 def actor_output(policy: ActorCriticPolicy, obs: th.Tensor) -> th.Tensor:
     """Action means (Box) or logits (Discrete) for already-normalized flat observations; differentiable.
 

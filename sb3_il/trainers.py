@@ -37,6 +37,7 @@ from sb3_il.policy import (
     Learner,
     ObsNormalizer,
     activate,
+    activation_backward,
     actor_layers,
     actor_parameters,
     make_learner,
@@ -147,10 +148,8 @@ def backprop(
     for i in range(len(layers) - 1, -1, -1):
         weight, bias, _ = layers[i]
         weight.grad, bias.grad = grad.t() @ inputs[i], grad.sum(0)
-        if i > 0:  # through layer i's input = layer i-1's activation output h
-            grad, h = grad @ weight, inputs[i]
-            activation = layers[i - 1][2]
-            grad = grad * (h > 0) if activation == "relu" else grad * (1 - h * h) if activation == "tanh" else grad
+        if i > 0:  # layer i's input is layer i-1's activation output
+            grad = activation_backward(grad @ weight, inputs[i], layers[i - 1][2])
     return loss
 
 

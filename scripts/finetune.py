@@ -41,7 +41,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)
     parser.add_argument(
-        "--anchor-coef", type=float, default=1.0, help="pull toward the IL policy, in PPO epochs per update (0: off)"
+        "--anchor-coef", type=float, default=1.0, help="pull toward the anchor, in PPO epochs per update (0: off)"
     )
     parser.add_argument(
         "--anchor-fraction",
