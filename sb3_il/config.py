@@ -110,15 +110,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None) -> dict[str, Any]:
-    """The Zoo-style entry for ``env_id`` in ``zoo_configs/{algo}[-{config_name}].yml`` (empty if absent)."""
+def zoo_hyperparams(
+    algo: str, env_id: str, config_name: str | None = None, expert: str | None = None
+) -> dict[str, Any]:
+    """The Zoo-style entry for ``env_id`` in ``zoo_configs/{algo}[-{config_name}].yml`` (empty if absent).
+
+    An entry's optional ``by_expert`` map (Hub repo -> keys) adjusts it when imitating another expert than
+    the entry's own: what suits one expert's labels need not suit another's on the same env.
+    """
     stem = algo if config_name in (None, "article") else f"{algo}-{config_name}"
     path = ZOO_CONFIGS / f"{stem}.yml"
     if not path.exists():
         choices = sorted(p.stem for p in ZOO_CONFIGS.glob(f"{algo}*.yml"))
         raise UserError(f"no config {path.name}; available: {', '.join(choices)}")
     table = yaml.safe_load(path.read_text()) or {}
-    return dict(table.get(env_id, {}))
+    entry = dict(table.get(env_id, {}))
+    by_expert = entry.pop("by_expert", None) or {}
+    return entry | by_expert.get(expert or entry.get("expert"), {})
 
 
 def make_config(
@@ -133,7 +141,7 @@ def make_config(
             raise UserError(f"cannot read config file {config_file}: {err}".splitlines()[0]) from None
         algo, env_id = values.get("algo", algo), values.get("env_id", env_id)
     else:
-        values.update(zoo_hyperparams(algo, env_id, config_name))
+        values.update(zoo_hyperparams(algo, env_id, config_name, overrides.get("expert")))
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.update(algo=algo, env_id=env_id)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
