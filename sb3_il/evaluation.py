@@ -95,6 +95,10 @@ class Evaluator:
         self._queued: list[tuple[Future[np.ndarray], Future[np.ndarray], ActFn, int, int]] = []
         if background:
             self._pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _init_worker, self._args)
+            # The pool starts its worker at the first submit. Start it now, so that its start-up (imports,
+            # MuJoCo models: seconds) overlaps the trainer's set-up instead of delaying the first evaluation,
+            # which with --eval-episodes 0 is the final one.
+            self._pool.submit(int)
 
     def submit(self, act: ActFn, n_episodes: int) -> Future[np.ndarray]:
         parts = []
