@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -67,8 +68,17 @@ def _init_worker(env_id: str, max_episodes: int, seed: int) -> None:
     import torch as th
 
     th.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     global _worker_runner
     _worker_runner = EpisodeRunner(env_id, max_episodes, seed)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End the worker once its trainer is gone. A trainer that is killed (not interrupted) cannot shut its
+    pool down, and the worker would otherwise wait for work forever."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _run_in_worker(act: ActFn, n_episodes: int, first: int) -> np.ndarray:
