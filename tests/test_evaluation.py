@@ -1,4 +1,4 @@
-"""Background evaluation gives the same returns as running the episodes in place, wherever chunks run."""
+"""Background evaluation: the same returns as in place wherever chunks run, and no worker outlives its trainer."""
 
 import subprocess
 import sys
