@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="DAgger collection goes on with the episode the previous iteration cut off (default: reset)",
     )
     parser.add_argument(
+        "--bounded-loss",
+        action="store_true",
+        default=None,
+        help="no loss for outputs beyond an action bound whose label is on it (the env clips both)",
+    )
+    parser.add_argument(
         "--no-background-eval",
         dest="background_eval",
         action="store_false",
@@ -101,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         normalize=args.normalize,
         background_eval=args.background_eval,
         reset_each_iter=args.reset_each_iter,
+        bounded_loss=args.bounded_loss,
     )
     return make_config(args.algo, args.env_id, overrides, args.config_name, args.config_file)
 

@@ -46,6 +46,10 @@ class TrainConfig:
     lr: float = 5e-3
     #: "constant" (the article) or "cosine": annealed to 0 within every iteration's fit.
     lr_schedule: str = "constant"
+    #: MSE that ignores the error of an output beyond an action bound when the expert's label is on that
+    #: bound (the env clips both to the same action). Experts that saturate (a third of trpo Hopper's
+    #: action entries are at ±1) otherwise cost fitting capacity on an exact 1.0.
+    bounded_loss: bool = False
     buffer_size: int = 1_000_000
     #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
     #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).

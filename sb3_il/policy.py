@@ -139,6 +139,11 @@ class Learner:
         self._low = None if self.discrete else space.low
         self._high = None if self.discrete else space.high
 
+    @property
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) of a Box action space, where the env clips; None for discrete actions."""
+        return None if self.discrete else (self._low, self._high)
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """What ``model.predict(deterministic=True)`` returns, without its per-call checks (hot path)."""
         if self.normalizer is not None:  # on the raw (float64) obs, exactly as VecNormalize does

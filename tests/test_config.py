@@ -14,7 +14,9 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     assert strong.lr_schedule == "cosine" and strong.expert == "sb3/tqc-Hopper-v3" and strong.seed == 3
     assert strong.n_demo_steps + strong.n_iters * strong.steps_per_iter <= 11_000
     # The entry's by_expert map tunes it per expert: the default (trpo) expert's settings differ.
-    assert strong.grad_steps == 1000 and make_config("dagger", "Hopper-v4", {}, "strong").grad_steps == 3000
+    trpo = make_config("dagger", "Hopper-v4", {}, "strong")
+    assert (strong.grad_steps, strong.bounded_loss) == (1000, False)
+    assert (trpo.grad_steps, trpo.bounded_loss) == (3000, True)
 
     bc = make_config("bc", "Hopper-v4", {"n_iters": 7})
     assert bc.n_iters == 0  # BC is the fit on demonstrations alone

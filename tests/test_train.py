@@ -155,19 +155,33 @@ def test_expert_is_one_callable_for_demos_and_relabeling(hub_cache):
     np.testing.assert_allclose(expert(obs)[1:2], expert(obs[1:2]), atol=1e-5)  # batch-size independent
 
 
-@pytest.mark.parametrize(("env_id", "activation"), [("Pendulum-v1", th.nn.ReLU), ("CartPole-v1", th.nn.Tanh)])
-def test_hand_written_backprop_matches_autograd(env_id, activation):
+def _bounded_mse(out: th.Tensor, target: th.Tensor, low: th.Tensor, high: th.Tensor) -> th.Tensor:
+    past_bound = ((target >= high) & (out > high)) | ((target <= low) & (out < low))
+    assert past_bound.any() and not past_bound.all()  # the case must exercise both branches
+    return th.where(past_bound, 0.0, out - target).square().mean()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "activation", "bounded"),
+    [("Pendulum-v1", th.nn.ReLU, False), ("Pendulum-v1", th.nn.ReLU, True), ("CartPole-v1", th.nn.Tanh, False)],
+)
+def test_hand_written_backprop_matches_autograd(env_id, activation, bounded):
     env = make_env(env_id)
     policy = PPO("MlpPolicy", env, policy_kwargs=dict(activation_fn=activation), seed=0, device="cpu").policy
     obs = th.randn(50, *env.observation_space.shape)
+    bounds = (th.tensor([-1e-3]), th.tensor([1e-3])) if bounded else None  # tight: the fresh outputs pass them
     if isinstance(env.action_space, gym.spaces.Discrete):
         target, loss_fn = th.randint(env.action_space.n, (50,)), F.cross_entropy
+    elif bounded:
+        target = th.randn(50, *env.action_space.shape).clamp(*bounds)  # many labels on a bound
+        loss_fn = lambda out, y: _bounded_mse(out, y, *bounds)  # noqa: E731
     else:
         target, loss_fn = th.randn(50, *env.action_space.shape), F.mse_loss
     parameters = actor_parameters(policy)
     expected_loss = loss_fn(actor_output(policy, obs), target)
     expected = th.autograd.grad(expected_loss, parameters)
-    loss = trainers.backprop(actor_layers(policy), obs, target, isinstance(env.action_space, gym.spaces.Discrete))
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    loss = trainers.backprop(actor_layers(policy), obs, target, discrete, bounds)
     th.testing.assert_close(loss, expected_loss.detach())
     for param, grad in zip(parameters, expected, strict=True):
         th.testing.assert_close(param.grad, grad)
