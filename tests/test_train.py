@@ -181,7 +181,9 @@ def test_hand_written_backprop_matches_autograd(env_id, activation, bounded):
     expected_loss = loss_fn(actor_output(policy, obs), target)
     expected = th.autograd.grad(expected_loss, parameters)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
-    loss = trainers.backprop(actor_layers(policy), obs, target, discrete, bounds)
+    loss = trainers.backprop(
+        actor_layers(policy), obs, trainers.label_ranges(target, *bounds) if bounded else target, discrete
+    )
     th.testing.assert_close(loss, expected_loss.detach())
     for param, grad in zip(parameters, expected, strict=True):
         th.testing.assert_close(param.grad, grad)
