@@ -9,7 +9,9 @@ without it is not a finished run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -162,6 +164,9 @@ def guarded(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[s
     """Turn a :class:`UserError` into its one-line message on stderr and exit code 2."""
 
     def wrapper(argv: Sequence[str] | None = None) -> int:
+        # Skip the interpreter's last cyclic garbage collection: with torch, SB3 and imitation loaded it
+        # walks millions of objects (~1 s) just before the process ends. Outputs are closed by then.
+        atexit.register(gc.freeze)
         try:
             return main(argv)
         except UserError as err:
