@@ -40,6 +40,7 @@ _OVERRIDES: dict[str, type] = {
     "buffer_size": int,
     "beta_schedule": str,
     "noise": float,
+    "jacobian_weight": float,
     "eval_episodes": int,
     "final_eval_episodes": int,
     "demos": str,

@@ -50,6 +50,10 @@ class TrainConfig:
     #: bound (the env clips both to the same action). Experts that saturate (a third of trpo Hopper's
     #: action entries are at ±1) otherwise cost fitting capacity on an exact 1.0.
     bounded_loss: bool = False
+    #: Sobolev training: weight of a second loss, on the actor's d action / d observation against the
+    #: expert's (Box actions). Each labelled state then teaches how the action changes around it, not just
+    #: the action; the expert is a network we hold, so the same query answers both. 0: actions only.
+    jacobian_weight: float = 0.0
     buffer_size: int = 1_000_000
     #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
     #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).
@@ -91,6 +95,8 @@ class TrainConfig:
             raise UserError(f"--noise must be in [0, 1], got {self.noise}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if not self.jacobian_weight >= 0:
+            raise UserError(f"--jacobian-weight must be 0 (off) or more, got {self.jacobian_weight}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):

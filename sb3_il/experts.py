@@ -185,6 +185,34 @@ class Expert:
             actions, _ = self.policy.predict(np.asarray(obs, dtype=np.float32), deterministic=True)
         return actions
 
+    def jacobian(self, obs: np.ndarray) -> np.ndarray:
+        """d action / d observation at each of ``obs`` (Box actions): shape (n, action dim, observation dim).
+
+        The expert is a white-box network, so one query can return how its action changes around the
+        state as well as the action itself (Sobolev training, Czarnecki et al. 2017): far more to fit per
+        labelled state than the action alone. Computed through the whole of :meth:`__call__` (adapter,
+        normalization, squashing or clipping) by autograd, one backward pass per action entry.
+        """
+        x = th.as_tensor(np.asarray(obs, dtype=np.float32)).requires_grad_(True)
+        z = x
+        if self.adapt is not None:  # adapters pad missing entries with zeros: extend x the same way
+            z = th.cat([x, th.zeros(len(x), self.adapt(np.asarray(obs[:1])).shape[1] - x.shape[1])], dim=1)
+        if self.obs_rms is not None:
+            mean, var = (th.as_tensor(v, dtype=th.float32) for v in (self.obs_rms.mean, self.obs_rms.var))
+            z = th.clamp((z - mean) / th.sqrt(var + self.epsilon), -self.clip_obs, self.clip_obs)
+        actions = self.policy._predict(z, deterministic=True)
+        space = self.policy.action_space
+        low, high = (th.as_tensor(b, dtype=th.float32) for b in (space.low, space.high))
+        if self.policy.squash_output:
+            actions = low + 0.5 * (actions + 1.0) * (high - low)
+        else:
+            actions = th.minimum(th.maximum(actions, low), high)
+        rows = [
+            th.autograd.grad(actions[:, j].sum(), x, retain_graph=j < actions.shape[1] - 1)[0]
+            for j in range(actions.shape[1])
+        ]
+        return th.stack(rows, dim=1).numpy()
+
     def __reduce__(self):  # noqa: ANN204 - pickle protocol
         """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
         that cannot cross processes, and a background worker reads the same Hub cache anyway."""

@@ -42,7 +42,8 @@ class ObsNormalizer:
             epsilon,
         )
         self._mean_t = th.as_tensor(self.mean, dtype=th.float32)
-        self._scale_t = th.as_tensor(1.0 / np.sqrt(self.var + epsilon), dtype=th.float32)
+        #: d normalized obs / d raw obs (inside the clip range), float32.
+        self.scale = th.as_tensor(1.0 / np.sqrt(self.var + epsilon), dtype=th.float32)
 
     @classmethod
     def from_data(cls, obs: th.Tensor) -> ObsNormalizer:
@@ -57,7 +58,7 @@ class ObsNormalizer:
 
     def torch(self, obs: th.Tensor) -> th.Tensor:
         """Float32 version for the training loop."""
-        return th.clamp((obs - self._mean_t) * self._scale_t, -self.clip_obs, self.clip_obs)
+        return th.clamp((obs - self._mean_t) * self.scale, -self.clip_obs, self.clip_obs)
 
     def to_vec_normalize(self, venv: VecEnv) -> VecNormalize:
         vec_normalize = VecNormalize(

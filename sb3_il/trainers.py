@@ -99,12 +99,16 @@ def fit(
     generator: th.Generator,
     lr_schedule: str = "constant",
     bounded: bool = False,
+    jacobian_weight: float = 0.0,
 ) -> float:
     """Supervised regression (Box: MSE on the action mean) or classification (Discrete: cross-entropy).
 
     ``bounded`` drops the error of an output past an action bound when the label is on that bound: the env
     clips both to the same action, and an expert that saturates (a third of trpo Hopper's action entries
     are ±1) would otherwise cost the small net capacity spent on outputting exactly the bound.
+
+    With ``jacobian_weight`` the labels also carry the expert's d action / d obs (:func:`with_jacobians`)
+    and the actor's own is fitted to it as well (:func:`sobolev_backprop`).
 
     At this network size the loop is bound by per-op overhead, not arithmetic: all minibatch indices are
     drawn up front and gradients come from :func:`backprop`. ``lr_schedule="cosine"`` anneals the
@@ -116,6 +120,13 @@ def fit(
     all_obs, all_acts = buffer.sample(grad_steps * batch_size, generator)
     if learner.normalizer is not None:
         all_obs = learner.normalizer.torch(all_obs)
+    jacobians: Any = None
+    if jacobian_weight > 0:  # labels are rows of [action, d action / d raw obs] (see with_jacobians)
+        n_act = all_acts.shape[1] // (1 + all_obs.shape[1])
+        jacobian = all_acts[:, n_act:].reshape(len(all_acts), n_act, all_obs.shape[1])
+        if learner.normalizer is not None:  # the actor sees normalized obs: d/d normalized = d/d raw / scale
+            jacobian = jacobian / learner.normalizer.scale
+        all_acts, jacobians = all_acts[:, :n_act], jacobian.split(batch_size)
     targets: Any = all_acts.split(batch_size)
     if bounded and learner.action_bounds is not None:  # once per fit: the ranges depend on the labels alone
         lower, upper = label_ranges(all_acts, *learner.action_bounds)
@@ -125,7 +136,10 @@ def fit(
         if lr_schedule == "cosine":
             for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
                 group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / grad_steps))
-        total += backprop(layers, obs, target, learner.discrete)
+        if jacobians is None:
+            total += backprop(layers, obs, target, learner.discrete)
+        else:
+            total += sobolev_backprop(layers, obs, target, jacobians[step], jacobian_weight)
         optimizer.step()
     for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
         group["lr"] = peak
@@ -175,6 +189,43 @@ def backprop(
         if i > 0:  # layer i's input is layer i-1's activation output
             grad = activation_backward(grad @ weight, inputs[i], layers[i - 1][2])
     return loss
+
+
+def sobolev_backprop(
+    layers: list[tuple[th.nn.Parameter, th.nn.Parameter, str | None]],
+    obs: th.Tensor,
+    target: th.Tensor | tuple[th.Tensor, th.Tensor],
+    jacobian: th.Tensor,
+    weight: float,
+) -> th.Tensor:
+    """:func:`backprop`'s Box loss plus ``weight`` × the MSE between the actor's d action / d obs and the
+    expert's ``jacobian`` (Sobolev training), with gradients written to each layer's ``.grad``.
+
+    The actor's Jacobian W_L · diag(activation'_{L-1}) · W_{L-1} ... W_1 is multiplied from the output
+    side, where it has as many rows as actions (6 rather than 64 for HalfCheetah): a third of the work of
+    carrying it forward. The loss differentiates through it, so this one uses autograd.
+    """
+    x, outputs = obs, []
+    for weight_, bias, activation in layers:
+        weight_.grad = bias.grad = None
+        x = activate(F.linear(x, weight_, bias), activation)
+        outputs.append(x)
+    jac = None
+    for (weight_, _, activation), out in zip(reversed(layers), reversed(outputs), strict=True):
+        slope = activation_backward(th.ones_like(out), out, activation).unsqueeze(1)  # (batch, 1, width)
+        jac = slope.transpose(1, 2) * weight_ if jac is None else (jac * slope) @ weight_
+    diff = x - (x.clamp(*target) if isinstance(target, tuple) else target)
+    loss = diff.square().mean() + weight * (jac - jacobian).square().mean()
+    loss.backward()
+    return loss.detach()
+
+
+def with_jacobians(expert: Expert, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Each action label followed by the expert's flattened d action / d obs at its state.
+
+    One query of a white-box expert answers both, so the label budget (states labelled) is unchanged.
+    """
+    return np.concatenate([actions, expert.jacobian(obs).reshape(len(obs), -1)], axis=1)
 
 
 def collect(
@@ -228,10 +279,15 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
 
         space = env.action_space
         discrete = isinstance(space, gym.spaces.Discrete)
+        sobolev = config.jacobian_weight > 0
+        if sobolev and discrete:
+            raise UserError("--jacobian-weight needs continuous (Box) actions; drop it for this env")
+        if sobolev:
+            demo_acts = with_jacobians(expert, demo_obs, demo_acts)
         buffer = ReplayBuffer(
             config.buffer_size,
             env.observation_space.shape,
-            () if discrete else space.shape,
+            demo_acts.shape[1:],
             th.long if discrete else th.float32,
         )
         buffer.add(demo_obs, demo_acts)
@@ -267,7 +323,8 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 if obs is None or config.reset_each_iter:
                     obs, _ = env.reset(seed=config.seed * 1000 + it)
                 visited, obs = collect(env, obs, learner, expert, config.steps_per_iter, beta, config.noise, rng)
-                buffer.add(visited, expert(visited))
+                actions = expert(visited)
+                buffer.add(visited, with_jacobians(expert, visited, actions) if sobolev else actions)
                 labels += len(visited)
                 env_steps += len(visited)
             if config.normalize:
@@ -281,6 +338,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 generator,
                 config.lr_schedule,
                 config.bounded_loss,
+                config.jacobian_weight,
             )
             stats = dict(
                 iteration=it,

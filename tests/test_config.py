@@ -17,6 +17,10 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     trpo = make_config("dagger", "Hopper-v4", {}, "strong")
     assert (strong.grad_steps, strong.bounded_loss) == (1000, False)
     assert (trpo.grad_steps, trpo.bounded_loss) == (3000, True)
+    assert (strong.jacobian_weight, trpo.jacobian_weight) == (0.0, 0.0)
+    tqc_cheetah = make_config("dagger", "HalfCheetah-v4", {"expert": "sb3/tqc-HalfCheetah-v3"}, "strong")
+    assert tqc_cheetah.jacobian_weight == 0.3
+    assert make_config("dagger", "HalfCheetah-v4", {}, "strong").jacobian_weight == 0.0
 
     bc = make_config("bc", "Hopper-v4", {"n_iters": 7})
     assert bc.n_iters == 0  # BC is the fit on demonstrations alone

@@ -41,6 +41,35 @@ def test_contrib_expert_loads_and_acts(hub_cache, repo_id):
     assert action.shape == (1, 3) and np.all(np.abs(action) <= 1)
 
 
+@pytest.mark.parametrize(
+    ("repo_id", "env_id"),
+    [
+        ("sb3/trpo-Hopper-v3", "Hopper-v4"),  # VecNormalize statistics, clipped Gaussian mean
+        ("sb3/trpo-Ant-v3", "Ant-v4"),  # 111-dim expert on 27-dim obs: the padding adapter
+        ("sb3/sac-Pendulum-v1", "Pendulum-v1"),  # tanh-squashed actions, rescaled to [-2, 2]
+    ],
+)
+def test_expert_jacobian_matches_finite_differences(hub_cache, repo_id, env_id):
+    env = make_env(env_id)
+    expert = load_expert(repo_id, env)
+    states = [env.reset(seed=0)[0]]
+    for _ in range(30):  # states along an expert episode: at the start trpo Hopper's actions all sit on a bound
+        states.append(env.step(expert(states[-1][None])[0])[0])
+    obs = np.stack(states[10::10]).astype(np.float64)
+    jacobian = expert.jacobian(obs)
+    assert jacobian.shape == (3, *env.action_space.shape, *env.observation_space.shape)
+    eps = 1e-3
+    numeric = np.stack(
+        [(expert(obs + eps * e) - expert(obs - eps * e)) / (2 * eps) for e in np.eye(obs.shape[1])], axis=2
+    )
+    assert np.abs(jacobian).mean() > 1e-2  # not trivially zero
+    # Clipped entries have a zero Jacobian; finite differences straddling the bound would not.
+    inside = np.abs(expert(obs)) < 0.98 * env.action_space.high
+    assert inside.any()
+    np.testing.assert_allclose(jacobian[inside], numeric[inside], atol=5e-3 * np.abs(numeric).max())
+    assert np.all(jacobian[np.abs(expert(obs)) >= env.action_space.high] == 0)
+
+
 def test_missing_repo_is_a_user_error(hub_cache):
     with pytest.raises(UserError, match="HF_HUB_CACHE"):
         load_expert("sb3/ppo-NotCached-v0", make_env("CartPole-v1"))

@@ -106,6 +106,7 @@ BAD_INPUTS = [
     (["--env", "CartPole-v1", "--grad-steps", "0"], "--grad-steps must be a positive"),
     (["--env", "CartPole-v1", "--steps-per-iter", "-5"], "--steps-per-iter must be a positive"),
     (["--env", "CartPole-v1", "--lr", "0"], "--lr must be > 0"),
+    (["--env", "Pendulum-v1", "--jacobian-weight", "-1"], "--jacobian-weight must be 0"),
     (["--env", "CartPole-v1", "--eval-episodes", "-1"], "--eval-episodes must be 0"),
     (["--env", "CartPole-v1", "--beta-schedule", "linear:x"], "beta-schedule"),
     (["--env", "CartPole-v1", "--demos", "/nonexistent/demos"], "cannot load demonstrations"),
@@ -187,6 +188,39 @@ def test_hand_written_backprop_matches_autograd(env_id, activation, bounded):
     th.testing.assert_close(loss, expected_loss.detach())
     for param, grad in zip(parameters, expected, strict=True):
         th.testing.assert_close(param.grad, grad)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_sobolev_backprop_matches_autograd_through_the_jacobian(bounded):
+    env = make_env("Hopper-v4")
+    policy = PPO("MlpPolicy", env, seed=0, device="cpu").policy  # tanh: curvature in the Jacobian loss
+    bounds = (th.tensor([-1e-3]), th.tensor([1e-3]))  # tight: the fresh outputs pass them
+    obs, target = th.randn(20, 11), th.randn(20, 3).clamp(*bounds)
+    expert_jacobian = th.randn(20, 3, 11)
+
+    def loss_fn() -> th.Tensor:
+        out = actor_output(policy, obs)
+        jacobian = th.func.vmap(th.func.jacrev(lambda o: actor_output(policy, o[None])[0]))(obs)
+        action_loss = _bounded_mse(out, target, *bounds) if bounded else F.mse_loss(out, target)
+        return action_loss + 0.3 * F.mse_loss(jacobian, expert_jacobian)
+
+    parameters = actor_parameters(policy)
+    expected_loss = loss_fn()
+    expected = th.autograd.grad(expected_loss, parameters)
+    ranges = trainers.label_ranges(target, *bounds) if bounded else target
+    loss = trainers.sobolev_backprop(actor_layers(policy), obs, ranges, expert_jacobian, 0.3)
+    th.testing.assert_close(loss, expected_loss.detach())
+    for param, grad in zip(parameters, expected, strict=True):
+        th.testing.assert_close(param.grad, grad)
+
+
+def test_jacobian_weight_trains_pendulum_and_rejects_discrete_actions(runs_dir, capsys):
+    results = train_run(
+        runs_dir, "--env", "Pendulum-v1", "--n-iters", "2", "--grad-steps", "1000", "--jacobian-weight", "0.3"
+    )
+    assert results["pct_expert"] >= 90 and results["expert_labels"] == 1000 + 2 * 1000, results
+    assert main(["--env", "CartPole-v1", "--jacobian-weight", "1", "--runs-dir", str(runs_dir), "--quiet"]) == 2
+    assert "Box" in capsys.readouterr().err
 
 
 def test_collection_continues_the_episode_an_iteration_cut_off():
