@@ -71,6 +71,11 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
         ],
     }
     name = repo_id.split("/")[1]
+    loss = "MSE on the expert's actions"
+    if config.get("bounded_loss"):
+        loss += " (none past an action bound the label sits on)"
+    if config.get("jacobian_weight"):  # the labels carried more than actions: say so
+        loss += f" plus {config['jacobian_weight']} × MSE on the expert's d action / d observation (Sobolev)"
     normalize = (
         f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
         "env.training = False\n"
@@ -97,7 +102,8 @@ Budget: {results["expert_labels"]} expert labels ({results["n_demo_episodes"]} d
 {results["env_steps"]} learner env steps), {results["grad_steps"]} gradient steps; seed {config["seed"]}.
 Settings: MLP {"×".join(map(str, config["net_arch"]))} ReLU, Adam lr {config["lr"]}, batch {config["batch_size"]},
 {config["grad_steps"]} gradient steps per iteration, {config["n_iters"]} DAgger iterations of
-{config["steps_per_iter"]} learner steps, β schedule `{config["beta_schedule"]}`. The full config is in
+{config["steps_per_iter"]} learner steps, β schedule `{config["beta_schedule"]}`, learning rate
+{config.get("lr_schedule", "constant")}; loss: {loss}. The full config is in
 `config.yml`; `python scripts/train.py --config-file config.yml` reproduces the run.
 
 ![learning curve](learning_curve.png)

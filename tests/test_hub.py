@@ -11,7 +11,7 @@ from huggingface_hub import constants
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import load_expert
-from sb3_il.hub import as_hub_cache
+from sb3_il.hub import as_hub_cache, model_card
 from sb3_il.trainers import EVAL_SEED
 
 
@@ -63,3 +63,19 @@ def test_dry_run_package_and_round_trip(runs_dir, tmp_path, monkeypatch, env_id,
 def test_push_rejects_unfinished_run_and_bad_repo(runs_dir, tmp_path, capsys):
     assert push_main(["--run", str(tmp_path), "--repo-id", "me/bc-CartPole-v1", "--dry-run", str(tmp_path / "o")]) == 2
     assert "not a finished sb3-il run" in capsys.readouterr().err
+
+
+def test_model_card_states_the_loss():
+    config = dict(
+        algo="dagger", env_id="HalfCheetah-v4", expert="sb3/tqc-HalfCheetah-v3", seed=0, net_arch=[64, 64], lr=5e-3,
+        batch_size=100, grad_steps=1000, n_iters=40, steps_per_iter=250, beta_schedule="0", lr_schedule="cosine",
+        normalize=True, bounded_loss=False, jacobian_weight=0.3,
+    )  # fmt: skip
+    results = dict(
+        mean_return=1.0, std_return=0.0, eval_episodes=20, expert_return_mean=1.0, expert_return_std=0.0,
+        pct_expert=100.0, expert_labels=11000, n_demo_episodes=1, env_steps=10000, grad_steps=41000,
+    )  # fmt: skip
+    card = model_card("me/dagger-HalfCheetah-v4", config, results, has_video=False)
+    assert "learning rate\ncosine" in card and "plus 0.3 × MSE on the expert's d action / d observation" in card
+    plain = model_card("me/dagger-HalfCheetah-v4", config | {"jacobian_weight": 0.0}, results, has_video=False)
+    assert "loss: MSE on the expert's actions." in plain
