@@ -15,7 +15,7 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     assert strong.n_demo_steps + strong.n_iters * strong.steps_per_iter <= 11_000
     # The entry's by_expert map tunes it per expert: the default (trpo) expert's settings differ.
     trpo = make_config("dagger", "Hopper-v4", {}, "strong")
-    assert (strong.grad_steps, strong.bounded_loss) == (1000, False)
+    assert (strong.grad_steps, strong.bounded_loss, strong.net_arch, strong.lr) == (1000, False, [256, 256], 1e-3)
     assert (trpo.grad_steps, trpo.bounded_loss) == (3000, True)
     assert (strong.jacobian_weight, trpo.jacobian_weight) == (0.0, 0.0)
     tqc_cheetah = make_config("dagger", "HalfCheetah-v4", {"expert": "sb3/tqc-HalfCheetah-v3"}, "strong")
