@@ -105,7 +105,10 @@ class TrainConfig:
         from sb3_il.trainers import parse_beta_schedule
 
         parse_beta_schedule(self.beta_schedule)
-        make_env(self.env_id).close()
+        env = make_env(self.env_id)
+        env.close()
+        if self.jacobian_weight > 0 and len(env.action_space.shape) != 1:
+            raise UserError(f"--jacobian-weight needs continuous (Box) actions, {self.env_id} has {env.action_space}")
         if not self.expert:
             raise UserError(
                 f"no default expert for {self.env_id} in zoo_configs/{self.algo}.yml; "

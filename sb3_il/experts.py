@@ -33,6 +33,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
 from sb3_il.config import UserError
+from sb3_il.policy import ObsNormalizer
 
 
 def _algo_classes() -> dict[str, type[BaseAlgorithm]]:
@@ -71,6 +72,7 @@ def _pad_ant_contact_forces(obs: np.ndarray) -> np.ndarray:
 
 
 #: Observation adapters keyed by (expert obs dim, env obs dim). Module-level functions, so experts pickle.
+#: They append the entries an older env version had after the current ones (Expert.jacobian relies on it).
 OBS_ADAPTERS: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {(111, 27): _pad_ant_contact_forces}
 
 
@@ -156,9 +158,7 @@ class Expert:
         self,
         policy: BasePolicy,
         repo_id: str,
-        obs_rms=None,
-        clip_obs: float = 10.0,
-        epsilon: float = 1e-8,
+        normalizer: ObsNormalizer | None = None,
         adapt: Callable[[np.ndarray], np.ndarray] | None = None,
         revision: str = "",
         env_spaces: SimpleNamespace | None = None,
@@ -168,19 +168,15 @@ class Expert:
         #: The Hub commit the files came from, so results can name the exact expert.
         self.revision = revision
         self.env_spaces = env_spaces
-        self.obs_rms = obs_rms
-        self.clip_obs = clip_obs
-        self.epsilon = epsilon
+        self.normalizer = normalizer
         self.adapt = adapt
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs)
         if self.adapt is not None:
             obs = self.adapt(obs)
-        if self.obs_rms is not None:
-            obs = np.clip(
-                (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon), -self.clip_obs, self.clip_obs
-            )
+        if self.normalizer is not None:
+            obs = self.normalizer.numpy(obs)
         with th.no_grad():
             actions, _ = self.policy.predict(np.asarray(obs, dtype=np.float32), deterministic=True)
         return actions
@@ -193,14 +189,10 @@ class Expert:
         labelled state than the action alone. Computed through the whole of :meth:`__call__` (adapter,
         normalization, squashing or clipping) by autograd, one backward pass per action entry.
         """
-        x = th.as_tensor(np.asarray(obs, dtype=np.float32)).requires_grad_(True)
-        z = x
-        if self.adapt is not None:  # adapters pad missing entries with zeros: extend x the same way
-            z = th.cat([x, th.zeros(len(x), self.adapt(np.asarray(obs[:1])).shape[1] - x.shape[1])], dim=1)
-        if self.obs_rms is not None:
-            mean, var = (th.as_tensor(v, dtype=th.float32) for v in (self.obs_rms.mean, self.obs_rms.var))
-            z = th.clamp((z - mean) / th.sqrt(var + self.epsilon), -self.clip_obs, self.clip_obs)
-        actions = self.policy._predict(z, deterministic=True)
+        obs = np.asarray(obs)
+        z = th.as_tensor(np.asarray(self.adapt(obs) if self.adapt else obs, dtype=np.float32)).requires_grad_(True)
+        normalized = self.normalizer.torch(z) if self.normalizer is not None else z
+        actions = self.policy._predict(normalized, deterministic=True)
         space = self.policy.action_space
         low, high = (th.as_tensor(b, dtype=th.float32) for b in (space.low, space.high))
         if self.policy.squash_output:
@@ -208,10 +200,11 @@ class Expert:
         else:
             actions = th.minimum(th.maximum(actions, low), high)
         rows = [
-            th.autograd.grad(actions[:, j].sum(), x, retain_graph=j < actions.shape[1] - 1)[0]
+            th.autograd.grad(actions[:, j].sum(), z, retain_graph=j < actions.shape[1] - 1)[0]
             for j in range(actions.shape[1])
         ]
-        return th.stack(rows, dim=1).numpy()
+        # Adapters only append entries the env lacks (OBS_ADAPTERS), so d/d obs is the leading block.
+        return th.stack(rows, dim=1)[:, :, : obs.shape[1]].numpy()
 
     def __reduce__(self):  # noqa: ANN204 - pickle protocol
         """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
@@ -253,7 +246,7 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
             f"could not load {files.model_path} ({type(err).__name__}: {err}); "
             "delete it from the Hub cache and re-download".splitlines()[0]
         ) from None
-    obs_rms, clip_obs, epsilon = None, 10.0, 1e-8
+    normalizer = None
     if files.vec_normalize_path is not None:
         try:
             vec_normalize = _GymToGymnasiumUnpickler(io.BytesIO(files.vec_normalize_path.read_bytes())).load()
@@ -262,6 +255,7 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
                 f"could not read {files.vec_normalize_path} ({err}); delete it from the Hub cache"
             ) from None
         if vec_normalize.norm_obs:
-            obs_rms, clip_obs, epsilon = vec_normalize.obs_rms, vec_normalize.clip_obs, vec_normalize.epsilon
+            rms = vec_normalize.obs_rms
+            normalizer = ObsNormalizer(rms.mean, rms.var, vec_normalize.clip_obs, vec_normalize.epsilon)
     spaces = SimpleNamespace(observation_space=obs_space, action_space=act_space, spec=getattr(env, "spec", None))
-    return Expert(model.policy, repo_id, obs_rms, clip_obs, epsilon, adapt, files.model_path.parent.name, spaces)
+    return Expert(model.policy, repo_id, normalizer, adapt, files.model_path.parent.name, spaces)

@@ -155,6 +155,12 @@ def label_ranges(
     return th.where(acts <= low_t, -math.inf, acts), th.where(acts >= high_t, math.inf, acts)
 
 
+def residual(out: th.Tensor, target: th.Tensor | tuple[th.Tensor, th.Tensor]) -> th.Tensor:
+    """Box outputs minus their labels; for a (lower, upper) pair from :func:`label_ranges`, the distance to the
+    range (0 inside it)."""
+    return out - (out.clamp(*target) if isinstance(target, tuple) else target)
+
+
 @th.no_grad()
 def backprop(
     layers: list[tuple[th.nn.Parameter, th.nn.Parameter, str | None]],
@@ -180,7 +186,7 @@ def backprop(
         loss = F.nll_loss(log_probs, target)
         grad = (log_probs.exp() - F.one_hot(target, x.shape[1])) / len(x)
     else:
-        diff = x - (x.clamp(*target) if isinstance(target, tuple) else target)
+        diff = residual(x, target)
         loss = diff.square().mean()
         grad = diff * (2.0 / diff.numel())
     for i in range(len(layers) - 1, -1, -1):
@@ -214,8 +220,7 @@ def sobolev_backprop(
     for (weight_, _, activation), out in zip(reversed(layers), reversed(outputs), strict=True):
         slope = activation_backward(th.ones_like(out), out, activation).unsqueeze(1)  # (batch, 1, width)
         jac = slope.transpose(1, 2) * weight_ if jac is None else (jac * slope) @ weight_
-    diff = x - (x.clamp(*target) if isinstance(target, tuple) else target)
-    loss = diff.square().mean() + weight * (jac - jacobian).square().mean()
+    loss = residual(x, target).square().mean() + weight * (jac - jacobian).square().mean()
     loss.backward()
     return loss.detach()
 
@@ -280,8 +285,6 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
         space = env.action_space
         discrete = isinstance(space, gym.spaces.Discrete)
         sobolev = config.jacobian_weight > 0
-        if sobolev and discrete:
-            raise UserError("--jacobian-weight needs continuous (Box) actions; drop it for this env")
         if sobolev:
             demo_acts = with_jacobians(expert, demo_obs, demo_acts)
         buffer = ReplayBuffer(
