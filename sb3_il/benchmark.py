@@ -113,7 +113,7 @@ def _cached_or_run(results_path: Path, force: bool, compute: Callable[..., dict]
 def _peer_results(config: TrainConfig, our_run: Path, ours: dict[str, Any]) -> dict[str, Any]:
     """imitation's run on our run's demos, scored against the same expert numbers."""
     theirs = run_peer(config, our_run)
-    demo_labels = ours["expert_labels"] - ours["env_steps"]
+    demo_labels = ours["curve"][0]["expert_labels"]  # iteration 0 fits on the demonstrations alone
     return theirs | {
         "expert_return_mean": ours["expert_return_mean"],
         "expert_return_std": ours["expert_return_std"],

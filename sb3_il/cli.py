@@ -33,6 +33,7 @@ _OVERRIDES: dict[str, type] = {
     "n_demo_steps": int,
     "n_iters": int,
     "steps_per_iter": int,
+    "candidates_per_label": int,
     "grad_steps": int,
     "batch_size": int,
     "lr": float,

@@ -38,6 +38,11 @@ class TrainConfig:
     #: ``steps_per_iter`` learner steps and relabels them with the expert. BC is iteration 0 alone.
     n_iters: int = 10
     steps_per_iter: int = 1000
+    #: DAgger visits this many times ``steps_per_iter`` learner states per iteration and has the expert
+    #: label only the ``steps_per_iter`` the dataset covers least (:func:`sb3_il.trainers.select_uncovered`).
+    #: Env steps are cheap and labels are the budget: a periodic gait otherwise spends most labels on
+    #: near-repeats of states already labelled. 1: label every visited state (the article).
+    candidates_per_label: int = 1
     #: Each iteration's collection starts a fresh episode (the article); with False an episode cut off
     #: by the end of an iteration goes on in the next, so short iterations still visit late states.
     reset_each_iter: bool = True
@@ -82,6 +87,7 @@ class TrainConfig:
         for name in (
             "n_demo_steps",
             "steps_per_iter",
+            "candidates_per_label",
             "grad_steps",
             "batch_size",
             "buffer_size",
@@ -101,6 +107,11 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):
             raise UserError(f"net_arch must be a list of positive layer sizes, got {self.net_arch}")
+        if self.candidates_per_label > 1 and str(self.beta_schedule) != "0":
+            raise UserError(
+                "--candidates-per-label > 1 needs --beta-schedule 0: each state where the expert acts is a query "
+                "beyond the label budget"
+            )
         from sb3_il.envs import make_env
         from sb3_il.trainers import parse_beta_schedule
 

@@ -11,10 +11,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import datasets
 import gymnasium as gym
 import numpy as np
-from imitation.data import rollout, serialize
+from imitation.data import rollout
 from imitation.data.types import Trajectory
 from imitation.data.wrappers import RolloutInfoWrapper
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -77,7 +76,14 @@ def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int, noise:
 
 
 def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:
-    """Write under a temporary name, then rename: an interrupted save never leaves a loadable half."""
+    """Write under a temporary name, then rename: an interrupted save never leaves a loadable half.
+
+    ``datasets`` (which ``imitation.data.serialize`` uses) is imported here rather than with the module:
+    with aiohttp and pandas it takes 0.5-1 s, which a run saves by calling this in its evaluation worker.
+    """
+    import datasets
+    from imitation.data import serialize
+
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     datasets.disable_progress_bars()
@@ -88,6 +94,8 @@ def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:
 
 
 def load_demos(path: str | Path) -> Sequence[Trajectory]:
+    from imitation.data import serialize
+
     try:
         trajectories = serialize.load(path)
     except Exception as err:  # datasets/pickle raise many types for a missing or corrupt file
@@ -97,7 +105,7 @@ def load_demos(path: str | Path) -> Sequence[Trajectory]:
         ) from None
     if not trajectories:
         raise UserError(f"{path} holds no trajectories; collect demos again without --demos")
-    return trajectories
+    return list(trajectories)  # plain Trajectory objects, which pickle (imitation's lazy sequence does not)
 
 
 def transitions(trajectories: Sequence[Trajectory]) -> tuple[np.ndarray, np.ndarray]:

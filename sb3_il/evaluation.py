@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import mujoco
@@ -32,6 +33,7 @@ from sb3_il.experts import Expert
 from sb3_il.files import write_json
 
 ActFn = Callable[[np.ndarray], np.ndarray]
+T = TypeVar("T")
 
 
 class EpisodeRunner:
@@ -126,6 +128,11 @@ class Evaluator:
             parts.append(part)
         return _concatenate(parts)
 
+    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """``fn(*args)`` in the worker (at once here without one): the worker idles until an evaluation
+        arrives, so side work such as saving the demonstrations costs the trainer no time there."""
+        return self._pool.submit(fn, *args) if self._pool is not None else completed(fn(*args))
+
     def help(self) -> None:
         """Run queued chunks the worker has not started here, latest first, until none is left."""
         while self._queued:
@@ -147,9 +154,9 @@ class Evaluator:
             self._runner.close()
 
 
-def completed(value: np.ndarray) -> Future[np.ndarray]:
+def completed(value: T) -> Future[T]:
     """A future that already holds ``value``."""
-    future: Future[np.ndarray] = Future()
+    future: Future[T] = Future()
     future.set_result(value)
     return future
 

@@ -76,6 +76,10 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
         loss += " (none past an action bound the label sits on)"
     if config.get("jacobian_weight"):  # the labels carried more than actions: say so
         loss += f" plus {config['jacobian_weight']} × MSE on the expert's d action / d observation (Sobolev)"
+    labelled = f"{config['steps_per_iter']} learner steps"
+    if config.get("candidates_per_label", 1) > 1:  # more env steps than labels: say which were labelled
+        visited = config["steps_per_iter"] * config["candidates_per_label"]
+        labelled = f"{visited} learner steps (the {config['steps_per_iter']} least covered labelled)"
     normalize = (
         f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
         "env.training = False\n"
@@ -102,7 +106,7 @@ Budget: {results["expert_labels"]} expert labels ({results["n_demo_episodes"]} d
 {results["env_steps"]} learner env steps), {results["grad_steps"]} gradient steps; seed {config["seed"]}.
 Settings: MLP {"×".join(map(str, config["net_arch"]))} ReLU, Adam lr {config["lr"]}, batch {config["batch_size"]},
 {config["grad_steps"]} gradient steps per iteration, {config["n_iters"]} DAgger iterations of
-{config["steps_per_iter"]} learner steps, β schedule `{config["beta_schedule"]}`, learning rate
+{labelled}, β schedule `{config["beta_schedule"]}`, learning rate
 {config.get("lr_schedule", "constant")}; loss: {loss}. The full config is in
 `config.yml`; `python scripts/train.py --config-file config.yml` reproduces the run.
 

@@ -1,8 +1,8 @@
 """BC and DAgger, one loop: BC is DAgger's iteration 0 (fit on expert demonstrations) and nothing more.
 
     demos -> buffer -> fit -> evaluate                                   (iteration 0 = BC)
-    for each DAgger iteration: roll out learner (β-mix with expert) -> relabel with expert
-                               -> aggregate into buffer -> fit -> evaluate
+    for each DAgger iteration: roll out learner (β-mix with expert) -> [select the least covered states]
+                               -> relabel with expert -> aggregate into buffer -> fit -> evaluate
 
 Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000 with the defaults).
 """
@@ -225,6 +225,33 @@ def sobolev_backprop(
     return loss.detach()
 
 
+def select_uncovered(
+    candidates: np.ndarray, labelled: th.Tensor, k: int, normalizer: ObsNormalizer | None
+) -> np.ndarray:
+    """Indices (in visit order) of the ``k`` candidate states farthest from the labelled states and from
+    each other: greedy k-center, each pick the candidate farthest from everything labelled or picked.
+
+    Distances are taken where the learner sees the states (normalized), so every coordinate counts on
+    its own scale. On TQC HalfCheetah, labelling the 250 of 1000 learner states chosen so took DAgger from
+    86% to 96% of expert (seeds 0-4, README); 250 drawn at random from the same 1000 did little (seeds
+    0-3: 87.8% against 95.8%). It is not a free win: on TQC Hopper it did worse (74% against 81%).
+    """
+    cands = th.as_tensor(candidates, dtype=th.float32)
+    if normalizer is not None:
+        cands = normalizer.torch(cands)
+    dist = th.full((len(cands),), math.inf)
+    for chunk in labelled.split(65_536):  # a full 1M buffer at once would be a 1000 x 1M matrix
+        chunk = normalizer.torch(chunk) if normalizer is not None else chunk
+        dist = th.minimum(dist, th.cdist(cands, chunk).min(1).values)
+    picked = []
+    for _ in range(k):
+        i = int(dist.argmax())
+        picked.append(i)
+        dist = th.minimum(dist, (cands - cands[i]).norm(dim=1))
+        dist[i] = -math.inf  # never twice, even among duplicate states
+    return np.sort(picked)
+
+
 def with_jacobians(expert: Expert, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
     """Each action label followed by the expert's flattened d action / d obs at its state.
 
@@ -276,7 +303,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             demos = load_demos(config.demos)
         else:
             demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
-        save_demos(run_dir / "demos", demos)
+        demos_saved = evaluator.run(save_demos, run_dir / "demos", demos)
         demo_obs, demo_acts = transitions(demos)
         if not config.demos:  # whole episodes overshoot when one ends early: keep the label budget exact
             demo_obs, demo_acts = demo_obs[: config.n_demo_steps], demo_acts[: config.n_demo_steps]
@@ -325,11 +352,15 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             if it > 0:
                 if obs is None or config.reset_each_iter:
                     obs, _ = env.reset(seed=config.seed * 1000 + it)
-                visited, obs = collect(env, obs, learner, expert, config.steps_per_iter, beta, config.noise, rng)
+                n_visit = config.steps_per_iter * config.candidates_per_label
+                visited, obs = collect(env, obs, learner, expert, n_visit, beta, config.noise, rng)
+                env_steps += len(visited)
+                if config.candidates_per_label > 1:
+                    picked = select_uncovered(visited, buffer.observations(), config.steps_per_iter, learner.normalizer)
+                    visited = visited[picked]
                 actions = expert(visited)
                 buffer.add(visited, with_jacobians(expert, visited, actions) if sobolev else actions)
                 labels += len(visited)
-                env_steps += len(visited)
             if config.normalize:
                 learner.normalizer = ObsNormalizer.from_data(buffer.observations())
             loss = fit(
@@ -361,6 +392,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 report(*pending.popleft())
         bar.close()
         save_policy(model, learner.normalizer, run_dir)
+        demos_saved.result()
         result.total_wall_s = time.perf_counter() - start
         return result
     finally:

@@ -14,7 +14,7 @@ from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
-from sb3_il.policy import actor_layers, actor_output, actor_parameters, make_learner
+from sb3_il.policy import ObsNormalizer, actor_layers, actor_output, actor_parameters, make_learner
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,28 @@ def test_dagger_hopper_reaches_90_percent_with_reduced_budget(runs_dir):
     assert results["expert"] == "sb3/trpo-Hopper-v3"
     assert results["expert_labels"] == 1000 + 3 * 1000
     assert results["pct_expert"] >= 90, results
+
+
+def test_dagger_labels_only_the_selected_states(runs_dir):
+    results = train_run(
+        runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "1000", "--candidates-per-label", "4"
+    )
+    assert results["expert_labels"] == 1000 + 3 * 1000  # the budget is unchanged
+    assert results["env_steps"] == 4 * 3 * 1000
+    assert results["pct_expert"] >= 90, results
+
+
+def test_select_uncovered_picks_the_least_covered_states_where_the_learner_sees_them():
+    labelled = th.zeros((1, 2))
+    candidates = np.array([[0.1, 0], [5, 0], [5.1, 0], [10, 0], [0.2, 0]])
+    # Farthest from the labelled state first (10), then farthest from it and that pick (5, not 5.1).
+    assert list(trainers.select_uncovered(candidates, labelled, 2, None)) == [1, 3]
+    # Distances are taken after normalization: a coordinate with a wide spread counts for less.
+    normalizer = ObsNormalizer(np.zeros(2), np.array([1e4, 1.0]))
+    two = np.array([[50.0, 0], [0, 2.0]])
+    assert list(trainers.select_uncovered(two, labelled, 1, None)) == [0]
+    assert list(trainers.select_uncovered(two, labelled, 1, normalizer)) == [1]
+    assert list(trainers.select_uncovered(np.zeros((3, 2)), labelled, 3, None)) == [0, 1, 2]  # all, once each
 
 
 def test_policy_round_trips_through_ppo_load(runs_dir):
@@ -109,6 +131,8 @@ BAD_INPUTS = [
     (["--env", "Pendulum-v1", "--jacobian-weight", "-1"], "--jacobian-weight must be 0"),
     (["--env", "CartPole-v1", "--eval-episodes", "-1"], "--eval-episodes must be 0"),
     (["--env", "CartPole-v1", "--beta-schedule", "linear:x"], "beta-schedule"),
+    (["--env", "CartPole-v1", "--candidates-per-label", "0"], "--candidates-per-label must be a positive"),
+    (["--env", "CartPole-v1", "--candidates-per-label", "4", "--beta-schedule", "linear:5"], "needs --beta-schedule 0"),
     (["--env", "CartPole-v1", "--demos", "/nonexistent/demos"], "cannot load demonstrations"),
     (["--env", "CartPole-v1", "--config", "nope"], "no config"),
 ]
