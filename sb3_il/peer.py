@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import torch as th
 from imitation.algorithms import bc, dagger
@@ -42,6 +43,7 @@ class _ImitationExpert(BasePolicy):
 
 def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
     """Train imitation's BC or DAgger like ``config`` on ``our_run``'s demos; returns the same result keys."""
+    datasets.disable_progress_bars()  # imitation's DAgger saves its demos every round, each with a bar
     th.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     venv = DummyVecEnv([lambda: RolloutInfoWrapper(make_env(config.env_id))])
