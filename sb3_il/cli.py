@@ -34,6 +34,7 @@ _OVERRIDES: dict[str, type] = {
     "n_iters": int,
     "steps_per_iter": int,
     "candidates_per_label": int,
+    "ensemble": int,
     "grad_steps": int,
     "batch_size": int,
     "lr": float,

@@ -67,6 +67,12 @@ class TrainConfig:
     #: std as a fraction of half the action range (Box), or random-action probability (Discrete). 0: none.
     noise: float = 0.0
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    #: Independent actors of ``net_arch``, each fitted on the same labels with its own initialization and
+    #: minibatches; the learner acts with their mean. They are packed into one MLP of ``ensemble`` times
+    #: the width (block-diagonal weights, :func:`sb3_il.policy.pack_ensemble`), so the output is still a plain
+    #: PPO policy. Averaging cancels part of each fit's noise, which on a hard expert swings single runs by
+    #: tens of points. 1: one actor (the article).
+    ensemble: int = 1
     #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
     normalize: bool = True
     #: Episodes per evaluation after each iteration (0: none, the curve has gaps), and for the final
@@ -88,6 +94,7 @@ class TrainConfig:
             "n_demo_steps",
             "steps_per_iter",
             "candidates_per_label",
+            "ensemble",
             "grad_steps",
             "batch_size",
             "buffer_size",

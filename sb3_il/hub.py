@@ -76,6 +76,10 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
         loss += " (none past an action bound the label sits on)"
     if config.get("jacobian_weight"):  # the labels carried more than actions: say so
         loss += f" plus {config['jacobian_weight']} × MSE on the expert's d action / d observation (Sobolev)"
+    net = f"MLP {'×'.join(map(str, config['net_arch']))} ReLU"
+    if config.get("ensemble", 1) > 1:  # the zip holds the packed ensemble: say why it is that wide
+        packed = "×".join(str(config["ensemble"] * width) for width in config["net_arch"])
+        net = f"mean of {config['ensemble']} actors, each an {net}, packed as one {packed} MLP (block-diagonal)"
     labelled = f"{config['steps_per_iter']} learner steps"
     if config.get("candidates_per_label", 1) > 1:  # more env steps than labels: say which were labelled
         visited = config["steps_per_iter"] * config["candidates_per_label"]
@@ -104,7 +108,7 @@ model: the actor is the imitation policy, the value head is untrained (fine-tune
 
 Budget: {results["expert_labels"]} expert labels ({results["n_demo_episodes"]} demonstration episodes,
 {results["env_steps"]} learner env steps), {results["grad_steps"]} gradient steps; seed {config["seed"]}.
-Settings: MLP {"×".join(map(str, config["net_arch"]))} ReLU, Adam lr {config["lr"]}, batch {config["batch_size"]},
+Settings: {net}, Adam lr {config["lr"]}, batch {config["batch_size"]},
 {config["grad_steps"]} gradient steps per iteration, {config["n_iters"]} DAgger iterations of
 {labelled}, β schedule `{config["beta_schedule"]}`, learning rate
 {config.get("lr_schedule", "constant")}; loss: {loss}. The full config is in

@@ -121,6 +121,24 @@ def actor_output(policy: ActorCriticPolicy, obs: th.Tensor) -> th.Tensor:
     return x
 
 
+@th.no_grad()
+def pack_ensemble(policy: ActorCriticPolicy, members: list[ActorCriticPolicy]) -> None:
+    """Write into ``policy``'s actor the mean of the ``members``' actors, whose hidden layers are each
+    ``len(members)`` times narrower: the first layer stacks theirs, hidden layers are block-diagonal (no
+    member sees another's units), and the output layer averages. Exact, so the ensemble saves and loads as
+    one ordinary MLP policy, and RL fine-tuning may mix the blocks afterwards."""
+    layers, per_member = actor_layers(policy), [actor_layers(member) for member in members]
+    for i, (weight, bias, _) in enumerate(layers):
+        weights = [member[i][0] for member in per_member]
+        biases = [member[i][1] for member in per_member]
+        if i == len(layers) - 1:
+            weight.copy_(th.cat(weights, dim=1) / len(members))
+            bias.copy_(th.stack(biases).mean(0))
+        else:
+            weight.copy_(th.cat(weights) if i == 0 else th.block_diag(*weights))
+            bias.copy_(th.cat(biases))
+
+
 def actor_parameters(policy: ActorCriticPolicy) -> list[nn.Parameter]:
     return [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
 

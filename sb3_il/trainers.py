@@ -41,6 +41,7 @@ from sb3_il.policy import (
     actor_layers,
     actor_parameters,
     make_learner,
+    pack_ensemble,
     save_policy,
 )
 
@@ -321,9 +322,13 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             th.long if discrete else th.float32,
         )
         buffer.add(demo_obs, demo_acts)
-        model = make_learner(env, config.net_arch, config.seed)
+        model = make_learner(env, [config.ensemble * width for width in config.net_arch], config.seed)
         learner = Learner(model.policy)
-        optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=config.lr, fused=True)
+        members = [learner]  # the actors fitted: the learner itself, or an ensemble packed into it after each fit
+        if config.ensemble > 1:
+            seeds = [config.seed + 7919 * k for k in range(config.ensemble)]  # apart from other runs' seeds
+            members = [Learner(make_learner(env, config.net_arch, seed).policy) for seed in seeds]
+        optimizers = [th.optim.Adam(actor_parameters(m.policy), lr=config.lr, fused=True) for m in members]
         beta_at = parse_beta_schedule(config.beta_schedule)
         labels, env_steps = len(demo_obs), 0
         obs: np.ndarray | None = None  # where DAgger's collection continues from
@@ -363,17 +368,25 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 labels += len(visited)
             if config.normalize:
                 learner.normalizer = ObsNormalizer.from_data(buffer.observations())
-            loss = fit(
-                learner,
-                optimizer,
-                buffer,
-                config.grad_steps,
-                config.batch_size,
-                generator,
-                config.lr_schedule,
-                config.bounded_loss,
-                config.jacobian_weight,
-            )
+            losses = []
+            for member, optimizer in zip(members, optimizers, strict=True):
+                member.normalizer = learner.normalizer
+                losses.append(
+                    fit(
+                        member,
+                        optimizer,
+                        buffer,
+                        config.grad_steps,
+                        config.batch_size,
+                        generator,
+                        config.lr_schedule,
+                        config.bounded_loss,
+                        config.jacobian_weight,
+                    )
+                )
+            if config.ensemble > 1:
+                pack_ensemble(learner.policy, [member.policy for member in members])
+            loss = float(np.mean(losses))
             stats = dict(
                 iteration=it,
                 expert_labels=labels,

@@ -65,7 +65,7 @@ def test_push_rejects_unfinished_run_and_bad_repo(runs_dir, tmp_path, capsys):
     assert "not a finished sb3-il run" in capsys.readouterr().err
 
 
-def test_model_card_states_the_loss_and_what_was_labelled():
+def test_model_card_states_the_net_the_loss_and_what_was_labelled():
     config = dict(
         algo="dagger", env_id="HalfCheetah-v4", expert="sb3/tqc-HalfCheetah-v3", seed=0, net_arch=[64, 64], lr=5e-3,
         batch_size=100, grad_steps=1000, n_iters=40, steps_per_iter=250, beta_schedule="0", lr_schedule="cosine",
@@ -81,3 +81,6 @@ def test_model_card_states_the_loss_and_what_was_labelled():
     assert "loss: MSE on the expert's actions." in plain and "iterations of\n250 learner steps," in plain
     selective = model_card("me/dagger-HalfCheetah-v4", config | {"candidates_per_label": 4}, results, has_video=False)
     assert "iterations of\n1000 learner steps (the 250 least covered labelled)" in selective
+    assert "Settings: MLP 64×64 ReLU," in plain
+    ensemble = model_card("me/dagger-HalfCheetah-v4", config | {"ensemble": 3}, results, has_video=False)
+    assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in ensemble

@@ -14,7 +14,14 @@ from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
-from sb3_il.policy import ObsNormalizer, actor_layers, actor_output, actor_parameters, make_learner
+from sb3_il.policy import (
+    ObsNormalizer,
+    actor_layers,
+    actor_output,
+    actor_parameters,
+    make_learner,
+    pack_ensemble,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +73,21 @@ def test_dagger_labels_only_the_selected_states(runs_dir):
     assert results["expert_labels"] == 1000 + 3 * 1000  # the budget is unchanged
     assert results["env_steps"] == 4 * 3 * 1000
     assert results["pct_expert"] >= 90, results
+
+
+def test_ensemble_is_one_ppo_policy_acting_with_the_members_mean(runs_dir):
+    env = make_env("Hopper-v4")
+    members = [make_learner(env, [64, 64], seed).policy for seed in range(3)]
+    packed = make_learner(env, [192, 192], 9).policy
+    pack_ensemble(packed, members)
+    obs = th.randn(32, 11)
+    mean = sum(actor_output(member, obs) for member in members) / 3
+    th.testing.assert_close(actor_output(packed, obs), mean, rtol=0, atol=1e-6)
+
+    results = train_run(runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "1000", "--ensemble", "2")
+    assert results["pct_expert"] >= 90, results
+    model = PPO.load(results["dir"] / "policy.zip")
+    assert model.policy.mlp_extractor.policy_net[0].out_features == 128
 
 
 def test_select_uncovered_picks_the_least_covered_states_where_the_learner_sees_them():
@@ -132,6 +154,7 @@ BAD_INPUTS = [
     (["--env", "CartPole-v1", "--eval-episodes", "-1"], "--eval-episodes must be 0"),
     (["--env", "CartPole-v1", "--beta-schedule", "linear:x"], "beta-schedule"),
     (["--env", "CartPole-v1", "--candidates-per-label", "0"], "--candidates-per-label must be a positive"),
+    (["--env", "CartPole-v1", "--ensemble", "0"], "--ensemble must be a positive"),
     (["--env", "CartPole-v1", "--candidates-per-label", "4", "--beta-schedule", "linear:5"], "needs --beta-schedule 0"),
     (["--env", "CartPole-v1", "--demos", "/nonexistent/demos"], "cannot load demonstrations"),
     (["--env", "CartPole-v1", "--config", "nope"], "no config"),
