@@ -71,7 +71,8 @@ class TrainConfig:
     #: minibatches; the learner acts with their mean. They are packed into one MLP of ``ensemble`` times
     #: the width (block-diagonal weights, :func:`sb3_il.policy.pack_ensemble`), so the output is still a plain
     #: PPO policy. Averaging cancels part of each fit's noise, which on a hard expert swings single runs by
-    #: tens of points. 1: one actor (the article).
+    #: tens of points. Each actor takes ``grad_steps`` per fit; the gradient steps a run reports are one
+    #: actor's, so an ensemble does ``ensemble`` times that work. 1: one actor (the article).
     ensemble: int = 1
     #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
     normalize: bool = True
