@@ -19,8 +19,10 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     assert (trpo.grad_steps, trpo.bounded_loss) == (3000, True)
     assert (strong.jacobian_weight, trpo.jacobian_weight) == (0.0, 0.0)
     tqc_cheetah = make_config("dagger", "HalfCheetah-v4", {"expert": "sb3/tqc-HalfCheetah-v3"}, "strong")
-    assert tqc_cheetah.jacobian_weight == 0.3
-    assert make_config("dagger", "HalfCheetah-v4", {}, "strong").jacobian_weight == 0.0
+    assert (tqc_cheetah.jacobian_weight, tqc_cheetah.candidates_per_label, tqc_cheetah.ensemble) == (0.3, 4, 3)
+    ppo_cheetah = make_config("dagger", "HalfCheetah-v4", {}, "strong")
+    assert (ppo_cheetah.jacobian_weight, ppo_cheetah.candidates_per_label, ppo_cheetah.ensemble) == (0.0, 1, 1)
+    assert (strong.ensemble, trpo.ensemble, strong.candidates_per_label) == (3, 1, 1)
 
     bc = make_config("bc", "Hopper-v4", {"n_iters": 7})
     assert bc.n_iters == 0  # BC is the fit on demonstrations alone
