@@ -41,7 +41,11 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)
     parser.add_argument(
-        "--anchor-coef", type=float, default=1.0, help="pull toward the anchor, in PPO epochs per update (0: off)"
+        "--anchor-coef",
+        type=float,
+        default=None,
+        help="pull toward the anchor, in PPO epochs per update (0: off; default: 3 if the start's exploration "
+        "log-std is -2.5 or less, a fragile near-expert policy, else 1)",
     )
     parser.add_argument(
         "--anchor-fraction",
@@ -54,6 +58,12 @@ def main(argv=None) -> int:  # noqa: ANN001
         type=int,
         default=5,
         help="the current policy becomes the anchor when its last N training episodes beat it (0: fixed anchor)",
+    )
+    parser.add_argument(
+        "--final-log-std",
+        type=float,
+        default=-2.5,
+        help="the exploration log-std's ceiling falls linearly to this by the end (at or above the start: off)",
     )
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
@@ -83,6 +93,7 @@ def main(argv=None) -> int:  # noqa: ANN001
                 anchor_coef=args.anchor_coef,
                 anchor_fraction=args.anchor_fraction,
                 ratchet_episodes=args.ratchet_episodes,
+                final_log_std=args.final_log_std,
                 eval_every=args.eval_every,
                 eval_episodes=args.eval_episodes,
             )
@@ -93,6 +104,7 @@ def main(argv=None) -> int:  # noqa: ANN001
                 f"{mode:9s}: start {results['start_return']:.0f}, min {results['min_return']:.0f}, "
                 f"final {results['final_return']:.0f} ({results['wall_s']:.0f} s"
                 + (f", init log-std {results['init_log_std']}" if results["init_log_std"] is not None else "")
+                + (f", anchor {results['anchor_coef']}" if results["anchor_coef"] is not None else "")
                 + ")",
                 flush=True,
             )

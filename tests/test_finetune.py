@@ -10,7 +10,7 @@ from conftest import load_script, train_run
 from stable_baselines3 import PPO
 
 from sb3_il.envs import make_env
-from sb3_il.finetune import LOG_STD_CANDIDATES, AnchoredPPO, calibrate_log_std
+from sb3_il.finetune import LOG_STD_CANDIDATES, AnchoredPPO, anchor_strength, calibrate_log_std
 
 
 def finetune_main(args: list[str]) -> int:
@@ -78,3 +78,19 @@ def test_log_std_calibration_takes_the_largest_tolerated_std():
 def test_finetune_bad_source_exits_2(tmp_path, capsys):
     assert finetune_main(["--run", str(tmp_path), "--env", "Pendulum-v1", "--out", str(tmp_path / "o")]) == 2
     assert "no policy.zip" in capsys.readouterr().err
+
+
+def test_log_std_ceiling_falls_linearly_over_the_budget():
+    model = AnchoredPPO("MlpPolicy", make_env("Pendulum-v1"), n_steps=64, batch_size=64, n_epochs=1, seed=0)
+    model.log_std_ceiling = (-1.0, -3.0, 256)  # halfway (128 steps): a ceiling of -2
+    model.learn(128)
+    assert model.policy.log_std.detach().le(-2.0).all()
+    model.learn(256, reset_num_timesteps=False)  # past the end: the final value holds
+    assert model.policy.log_std.detach().le(-3.0).all()
+
+
+@pytest.mark.parametrize(
+    ("coef", "log_std", "expected"), [(None, -3.0, 3.0), (None, -1.0, 1.0), (None, None, 1.0), (0.5, -3.0, 0.5)]
+)
+def test_anchor_holds_a_fragile_start_harder(coef, log_std, expected):
+    assert anchor_strength(coef, log_std) == expected
