@@ -269,8 +269,8 @@ def anchor_strength(coef: float | None, log_std: float | None) -> float:
 
     A fragile near-expert policy loses return to changes PPO's noisy early gradients make: with a pull of
     1 the `--config strong` HalfCheetah start dipped to 85% of its return (50-episode evaluations), with 3
-    to 90.4%. A poor start needs room: from a BC policy at 370 on HalfCheetah, a pull of 3 ended at 307
-    against 581.
+    to 90.4% (87.6% on another PPO seed). A poor start needs room: from a BC policy at 370 on
+    HalfCheetah, a pull of 3 ended at 307 against 581.
     """
     if coef is not None:
         return coef
