@@ -86,9 +86,9 @@ class FinetuneConfig:
     ratchet_episodes: int = 5
     #: The exploration log-std is capped by a ceiling falling linearly from the start's to this by the end
     #: of the budget (None, or at or above the start: PPO alone decides). PPO learns what works under its
-    #: sampling noise; a poor Hopper start fine-tuned at std 0.33 hopped with it (2016 over 20 sampled
-    #: episodes) and stood still without it (1030 deterministic), so the noise has to shrink toward the
-    #: policy that is evaluated and deployed.
+    #: sampling noise; a poor Hopper start fine-tuned at std 0.37 (0.32 by the end) hopped with it (2016
+    #: over 20 sampled episodes) and stood still without it (1030 deterministic), so the noise has to
+    #: shrink toward the policy that is evaluated and deployed.
     final_log_std: float | None = -2.5
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -259,8 +259,8 @@ def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
     model.num_timesteps = 0  # the warm-up's env steps are reported separately, not counted as RL budget
 
 
-#: A start whose exploration log-std is at most this (std 0.08) is fragile: a little noise costs it 10% of
-#: its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to -1/-2.
+#: A start calibrated to at most this log-std (std 0.08) is fragile: std 0.14 already cost it more than 10%
+#: of its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to -1/-2.
 FRAGILE_LOG_STD = -2.5
 
 

@@ -20,7 +20,7 @@ import yaml
 from sb3_il.cli import guarded
 from sb3_il.config import UserError
 from sb3_il.files import staged_dir
-from sb3_il.finetune import FinetuneConfig, finetune
+from sb3_il.finetune import FRAGILE_LOG_STD, FinetuneConfig, finetune
 from sb3_il.plots import finetune_curves
 
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:  # noqa: ANN001
         type=float,
         default=None,
         help="pull toward the anchor, in PPO epochs per update (0: off; default: 3 if the start's exploration "
-        "log-std is -2.5 or less, a fragile near-expert policy, else 1)",
+        f"log-std is {FRAGILE_LOG_STD} or less, a fragile near-expert policy, else 1)",
     )
     parser.add_argument(
         "--anchor-fraction",
@@ -62,7 +62,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     parser.add_argument(
         "--final-log-std",
         type=float,
-        default=-2.5,
+        default=FinetuneConfig.final_log_std,
         help="the exploration log-std's ceiling falls linearly to this by the end (at or above the start: off)",
     )
     parser.add_argument("--eval-every", type=int, default=10_000)
