@@ -17,7 +17,10 @@ mostly at random and its first updates push the actor away from what it imitated
    the imitation policy and ratchets up to the current one whenever training episodes show it is better
    (:class:`AnchoredPPO`). A fragile start, one that tolerates little exploration noise, is pulled
    harder (:func:`anchor_strength`).
-5. ``final_log_std``: the exploration std may not stay large. A ceiling on it falls linearly to a small
+5. ``target_kl``: a fragile start's PPO updates stop early once the policy has moved a little
+   (:func:`kl_limit`). Its exploration std is small, so Adam's steps, sized for the Zoo's larger std, move
+   it by far more in KL than they would a policy exploring widely.
+6. ``final_log_std``: the exploration std may not stay large. A ceiling on it falls linearly to a small
    value over the budget, so what PPO learns to do under its noise is what the deterministic policy does.
 """
 
@@ -78,6 +81,9 @@ class FinetuneConfig:
     #: in PPO epochs (1.0 = as many as PPO's own; None: :func:`anchor_strength` picks it from the start's
     #: exploration std).
     anchor_coef: float | None = None
+    #: PPO's ``target_kl``: an update's epochs stop once the mean KL to the rollout's policy passes 1.5x
+    #: this (0: no limit; None: :func:`kl_limit` picks it from the start's exploration std).
+    target_kl: float | None = None
     #: The span over which the pull decays to 0, as a multiple of the budget (2.0: half of it is left at the
     #: end; with 1.0 a near-expert HalfCheetah policy held until the pull faded, then PPO wore it down).
     anchor_fraction: float = 2.0
@@ -264,6 +270,10 @@ def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
 FRAGILE_LOG_STD = -2.5
 
 
+def is_fragile(log_std: float | None) -> bool:
+    return log_std is not None and log_std <= FRAGILE_LOG_STD
+
+
 def anchor_strength(coef: float | None, log_std: float | None) -> float:
     """The anchor's pull in PPO epochs: ``coef`` if given, else 3 for a fragile start and 1 otherwise.
 
@@ -274,7 +284,23 @@ def anchor_strength(coef: float | None, log_std: float | None) -> float:
     """
     if coef is not None:
         return coef
-    return 3.0 if log_std is not None and log_std <= FRAGILE_LOG_STD else 1.0
+    return 3.0 if is_fragile(log_std) else 1.0
+
+
+#: PPO's target_kl for a fragile start. The Zoo's Hopper settings moved a start at std 0.05 by a mean KL of
+#: 0.07-0.08 per update (against 0.02-0.04 for a poor start at std 0.37), and it dipped to 74.8% of its return.
+FRAGILE_TARGET_KL = 0.003
+
+
+def kl_limit(target_kl: float | None, log_std: float | None) -> float | None:
+    """PPO's ``target_kl``: ``target_kl`` if given (0: none), else :data:`FRAGILE_TARGET_KL` for a fragile start.
+
+    A poor start needs PPO's full updates to improve; on a near-expert one they are mostly the noise of
+    advantage estimates, a random walk away from what it imitated, which the limit keeps short.
+    """
+    if target_kl is not None:
+        return target_kl or None
+    return FRAGILE_TARGET_KL if is_fragile(log_std) else None
 
 
 #: Exploration log-stds tried by :func:`calibrate_log_std`, largest first (std 0.37 down to 0.05).
@@ -339,29 +365,30 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
             seed=config.seed,
             **{k: v for k, v in ppo_kwargs.items() if k not in schedules},
         )
-        if config.mode == "prepared":
-            model.anchor = copy.deepcopy(model.policy)
-            model.anchor_until = int(config.anchor_fraction * config.timesteps)
-            if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
-                log_std = config.init_log_std
-                if log_std is None:
-                    log_std, calibration_steps = calibrate_log_std(model, obs_norm, config.env_id, config.seed)
-                    warmup_steps += calibration_steps
-                with th.no_grad():
-                    model.policy.log_std.fill_(log_std)
-                if config.final_log_std is not None and config.final_log_std < log_std:
-                    model.log_std_ceiling = (log_std, config.final_log_std, config.timesteps)
-            model.anchor_coef = anchor_strength(config.anchor_coef, log_std)
-            model.ratchet_episodes = config.ratchet_episodes
-            if config.vf_warmup_rollouts > 0:
-                warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
-                warmup_steps += config.vf_warmup_rollouts * model.n_steps * n_envs
-                if normalize_reward:  # keep the return scale the critic was fitted to
-                    env.training = False
-                if model.ep_info_buffer:  # the imitation policy's own score, from the warm-up's episodes
-                    model.anchor_return = float(np.mean([info["r"] for info in model.ep_info_buffer]))
-                    model.ep_info_buffer.clear()
-    model.set_logger(logger)
+    model.set_logger(logger)  # before the warm-up sets up learning: SB3 would make a logger in /tmp otherwise
+    if config.mode == "prepared":
+        model.anchor = copy.deepcopy(model.policy)
+        model.anchor_until = int(config.anchor_fraction * config.timesteps)
+        if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
+            log_std = config.init_log_std
+            if log_std is None:
+                log_std, calibration_steps = calibrate_log_std(model, obs_norm, config.env_id, config.seed)
+                warmup_steps += calibration_steps
+            with th.no_grad():
+                model.policy.log_std.fill_(log_std)
+            if config.final_log_std is not None and config.final_log_std < log_std:
+                model.log_std_ceiling = (log_std, config.final_log_std, config.timesteps)
+        model.anchor_coef = anchor_strength(config.anchor_coef, log_std)
+        model.target_kl = kl_limit(config.target_kl, log_std)
+        model.ratchet_episodes = config.ratchet_episodes
+        if config.vf_warmup_rollouts > 0:
+            warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
+            warmup_steps += config.vf_warmup_rollouts * model.n_steps * n_envs
+            if normalize_reward:  # keep the return scale the critic was fitted to
+                env.training = False
+            if model.ep_info_buffer:  # the imitation policy's own score, from the warm-up's episodes
+                model.anchor_return = float(np.mean([info["r"] for info in model.ep_info_buffer]))
+                model.ep_info_buffer.clear()
     curve: list[dict[str, float]] = []
     runner = EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED)
     evaluate = _Evaluate(runner, config.eval_episodes, config.eval_every, obs_norm, curve)
@@ -383,6 +410,7 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
         "warmup_env_steps": warmup_steps,
         "init_log_std": log_std,
         "anchor_coef": model.anchor_coef if config.mode == "prepared" else None,
+        "target_kl": model.target_kl,
         "wall_s": time.perf_counter() - start,
     }
     write_yaml(

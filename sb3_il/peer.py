@@ -18,6 +18,7 @@ import numpy as np
 import torch as th
 from imitation.algorithms import bc, dagger
 from imitation.data.wrappers import RolloutInfoWrapper
+from imitation.util.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
@@ -50,6 +51,8 @@ def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
     venv.seed(config.seed)
     expert = load_expert(config.expert, venv)
     demos = load_demos(our_run / "demos")
+    scratch = tempfile.TemporaryDirectory()  # imitation's logs and DAgger's demos; imitation would use /tmp
+    logger = configure(scratch.name, format_strs=[])
     policy = ActorCriticPolicy(
         venv.observation_space,
         venv.action_space,
@@ -66,22 +69,24 @@ def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
         batch_size=config.batch_size,
         optimizer_kwargs=dict(lr=config.lr),
         device="cpu",
+        custom_logger=logger,
     )
     train_kwargs = dict(n_batches=config.grad_steps, log_rollouts_venv=None, progress_bar=False)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch:
         if config.algo == "bc":
             trainer_bc.train(**train_kwargs)
             labels, fits = sum(len(t) for t in demos), 1
         else:
             trainer = dagger.SimpleDAggerTrainer(
                 venv=venv,
-                scratch_dir=scratch,
+                scratch_dir=scratch.name,
                 expert_policy=_ImitationExpert(expert, venv),
                 rng=rng,
                 expert_trajs=demos,
                 beta_schedule=lambda _: 0.0,
                 bc_trainer=trainer_bc,
+                custom_logger=logger,
             )
             trainer.train(
                 config.n_iters * config.steps_per_iter,

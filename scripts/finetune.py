@@ -20,7 +20,7 @@ import yaml
 from sb3_il.cli import guarded
 from sb3_il.config import UserError
 from sb3_il.files import staged_dir
-from sb3_il.finetune import FRAGILE_LOG_STD, FinetuneConfig, finetune
+from sb3_il.finetune import FRAGILE_LOG_STD, FRAGILE_TARGET_KL, FinetuneConfig, finetune
 from sb3_il.plots import finetune_curves
 
 
@@ -46,6 +46,13 @@ def main(argv=None) -> int:  # noqa: ANN001
         default=None,
         help="pull toward the anchor, in PPO epochs per update (0: off; default: 3 if the start's exploration "
         f"log-std is {FRAGILE_LOG_STD} or less, a fragile near-expert policy, else 1)",
+    )
+    parser.add_argument(
+        "--target-kl",
+        type=float,
+        default=None,
+        help="stop an update's PPO epochs once the mean KL passes 1.5x this (0: no limit; default: "
+        f"{FRAGILE_TARGET_KL} for a fragile start, as for --anchor-coef, else no limit)",
     )
     parser.add_argument(
         "--anchor-fraction",
@@ -91,6 +98,7 @@ def main(argv=None) -> int:  # noqa: ANN001
                 vf_warmup_rollouts=args.vf_warmup_rollouts,
                 vf_warmup_epochs=args.vf_warmup_epochs,
                 anchor_coef=args.anchor_coef,
+                target_kl=args.target_kl,
                 anchor_fraction=args.anchor_fraction,
                 ratchet_episodes=args.ratchet_episodes,
                 final_log_std=args.final_log_std,
@@ -105,6 +113,7 @@ def main(argv=None) -> int:  # noqa: ANN001
                 f"final {results['final_return']:.0f} ({results['wall_s']:.0f} s"
                 + (f", init log-std {results['init_log_std']}" if results["init_log_std"] is not None else "")
                 + (f", anchor {results['anchor_coef']}" if results["anchor_coef"] is not None else "")
+                + (f", target_kl {results['target_kl']}" if results["target_kl"] is not None else "")
                 + ")",
                 flush=True,
             )

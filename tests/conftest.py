@@ -21,6 +21,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 th.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def sb3_logdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SB3 models learning without a logger make one in a fresh /tmp/SB3-* folder; keep it in the test's."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-log"))
+
+
 @pytest.fixture(scope="session")
 def hub_cache() -> Path:
     cache = Path(os.environ["HF_HUB_CACHE"])

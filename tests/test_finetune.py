@@ -10,7 +10,14 @@ from conftest import load_script, train_run
 from stable_baselines3 import PPO
 
 from sb3_il.envs import make_env
-from sb3_il.finetune import LOG_STD_CANDIDATES, AnchoredPPO, anchor_strength, calibrate_log_std
+from sb3_il.finetune import (
+    FRAGILE_TARGET_KL,
+    LOG_STD_CANDIDATES,
+    AnchoredPPO,
+    anchor_strength,
+    calibrate_log_std,
+    kl_limit,
+)
 
 
 def finetune_main(args: list[str]) -> int:
@@ -90,7 +97,14 @@ def test_log_std_ceiling_falls_linearly_over_the_budget():
 
 
 @pytest.mark.parametrize(
-    ("coef", "log_std", "expected"), [(None, -3.0, 3.0), (None, -1.0, 1.0), (None, None, 1.0), (0.5, -3.0, 0.5)]
+    ("coef", "kl", "log_std", "expected"),
+    [
+        (None, None, -3.0, (3.0, FRAGILE_TARGET_KL)),
+        (None, None, -1.0, (1.0, None)),
+        (None, None, None, (1.0, None)),  # a categorical policy has no log-std
+        (0.5, 0.0, -3.0, (0.5, None)),  # explicit values win; a limit of 0 is none
+        (None, 0.02, -1.0, (1.0, 0.02)),
+    ],
 )
-def test_anchor_holds_a_fragile_start_harder(coef, log_std, expected):
-    assert anchor_strength(coef, log_std) == expected
+def test_a_fragile_start_is_held_harder(coef, kl, log_std, expected):
+    assert (anchor_strength(coef, log_std), kl_limit(kl, log_std)) == expected
