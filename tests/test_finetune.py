@@ -51,6 +51,8 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     # Pendulum returns are negative: "within tolerance" = no more than 25% worse than the start, at any eval.
     assert results["min_return"] >= start - 0.25 * abs(start), results["curve"]
     assert len(results["curve"]) >= 3
+    assert results["target_kl"] == kl_limit(None, results["init_log_std"])  # the fragility defaults reach PPO
+    assert results["anchor_coef"] == anchor_strength(None, results["init_log_std"])
     for name in ("policy.zip", "vec_normalize.pkl", "progress.csv", "config.yml", "finetune_curve.png"):
         assert (out / name).exists(), name
     assert list((out / "checkpoints").glob("*.zip"))
