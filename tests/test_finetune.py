@@ -11,6 +11,7 @@ from stable_baselines3 import PPO
 
 from sb3_il.envs import make_env
 from sb3_il.finetune import (
+    FRAGILE_LOG_STD,
     FRAGILE_TARGET_KL,
     LOG_STD_CANDIDATES,
     AnchoredPPO,
@@ -53,6 +54,7 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     assert len(results["curve"]) >= 3
     assert results["target_kl"] == kl_limit(None, results["init_log_std"])  # the fragility defaults reach PPO
     assert results["anchor_coef"] == anchor_strength(None, results["init_log_std"])
+    assert results["init_log_std"] > FRAGILE_LOG_STD or results["init_log_std"] == LOG_STD_CANDIDATES[-1]
     for name in ("policy.zip", "vec_normalize.pkl", "progress.csv", "config.yml", "finetune_curve.png"):
         assert (out / name).exists(), name
     assert list((out / "checkpoints").glob("*.zip"))
