@@ -313,6 +313,12 @@ def kl_limit(target_kl: float | None, log_std: float | None) -> float | None:
 LOG_STD_CANDIDATES = (-1.0, -1.5, -2.0, -2.5, -3.0)
 
 
+def exploration_log_std(calibrated: float) -> float:
+    """The log-std a start explores at, from its calibrated one: the smallest candidate for a fragile start,
+    whose calibration can land on either of the two smallest (see :data:`FRAGILE_LOG_STD`)."""
+    return LOG_STD_CANDIDATES[-1] if is_fragile(calibrated) else calibrated
+
+
 def calibrate_log_std(
     model: PPO, obs_norm: VecNormalize | None, env_id: str, seed: int, episodes: int = 5, keep: float = 0.9
 ) -> tuple[float, int]:
@@ -380,8 +386,7 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
             if log_std is None:
                 log_std, calibration_steps = calibrate_log_std(model, obs_norm, config.env_id, config.seed)
                 warmup_steps += calibration_steps
-                if is_fragile(log_std):  # see FRAGILE_LOG_STD: such a start explores at the smallest std
-                    log_std = LOG_STD_CANDIDATES[-1]
+                log_std = exploration_log_std(log_std)
             with th.no_grad():
                 model.policy.log_std.fill_(log_std)
             if config.final_log_std is not None and config.final_log_std < log_std:

@@ -17,6 +17,7 @@ from sb3_il.finetune import (
     AnchoredPPO,
     anchor_strength,
     calibrate_log_std,
+    exploration_log_std,
     kl_limit,
 )
 
@@ -62,6 +63,25 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     assert mpimg.imread(out / "finetune_curve.png").ndim == 3
     model = PPO.load(out / "policy.zip")
     assert model.num_timesteps >= 4096
+
+    # A fragile start (given, not calibrated, to keep this short) gets the harder pull and the KL limit.
+    fragile = tmp_path / "fragile"
+    short = [
+        "--timesteps",
+        "1024",
+        "--eval-every",
+        "1024",
+        "--eval-episodes",
+        "1",
+        "--vf-warmup-rollouts",
+        "1",
+        "--modes",
+        "prepared",
+    ]
+    assert finetune_main(["--run", str(run), *short, "--init-log-std", "-3.0", "--out", str(fragile)]) == 0
+    fragile_results = json.loads((fragile / "results.json").read_text())
+    assert (fragile_results["anchor_coef"], fragile_results["target_kl"]) == (3.0, FRAGILE_TARGET_KL)
+    assert PPO.load(fragile / "policy.zip").target_kl == FRAGILE_TARGET_KL
 
 
 @pytest.mark.parametrize(("recent", "replaced"), [([-100.0, -150.0], True), ([-100.0, -400.0], False)])
@@ -112,3 +132,7 @@ def test_log_std_ceiling_falls_linearly_over_the_budget():
 )
 def test_a_fragile_start_is_held_harder(coef, kl, log_std, expected):
     assert (anchor_strength(coef, log_std), kl_limit(kl, log_std)) == expected
+
+
+def test_a_fragile_start_explores_at_the_smallest_std():
+    assert [exploration_log_std(x) for x in LOG_STD_CANDIDATES] == [-1.0, -1.5, -2.0, -3.0, -3.0]
