@@ -4,11 +4,13 @@ A BC/DAgger policy loaded into PPO has an untrained value head (advantages are n
 (std 1 from SB3's default) far larger than the action noise it was trained for, so naive ``learn`` acts
 mostly at random and its first updates push the actor away from what it imitated. The preparation:
 
-1. ``init_log_std``: start with a small exploration std, so PPO's samples stay close to the IL actions.
-   By default it is calibrated (:func:`calibrate_log_std`): the largest std whose sampled episodes keep
-   90% of the deterministic return. Near-expert HalfCheetah DAgger policies flip over under std 0.14
-   (5851 -> 2041) and calibrate to 0.05-0.08; such a fragile start explores at 0.05 (:data:`FRAGILE_LOG_STD`).
-   A poor policy loses nothing to noise and gets room to explore.
+1. ``init_log_std``: start with an exploration std the policy tolerates, so PPO's samples stay close to
+   the IL actions. By default it is calibrated (:func:`calibrate_log_std`): the largest std whose sampled
+   episodes lose at most 10% of the expert's return (of the policy's own when the expert's is unknown).
+   Near-expert HalfCheetah DAgger policies flip over under std 0.14 (5851 -> 2041) and calibrate to
+   0.05-0.08; such a fragile start explores at 0.05 (:data:`FRAGILE_LOG_STD`). A poor policy has little to
+   lose and gets the most the env's entry in ``zoo_configs/ppo.yml`` allows (``max_log_std``): HalfCheetah
+   needs SB3's std 1 to improve, Hopper does better at 0.37.
 2. ``vf_warmup_rollouts``: before any actor update, fit the critic on rollouts of the IL policy
    (fitted value iteration on PPO's own GAE(λ) returns, ``vf_warmup_epochs`` passes each).
 3. Observation statistics stay frozen (they are part of the policy); rewards get their own
@@ -28,9 +30,10 @@ mostly at random and its first updates push the actor away from what it imitated
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +126,18 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
     if files.algo not in ("ppo", "bc", "dagger"):
         raise UserError(f"{source} holds a {files.algo.upper()} model; fine-tuning continues a PPO policy")
     return files.model_path, files.vec_normalize_path
+
+
+def recorded_expert_return(source: str) -> float | None:
+    """The expert's return that train.py recorded in a run folder's results.json (None: a Hub repo, or none)."""
+    results = Path(source) / "results.json"
+    if not results.is_file():
+        return None
+    try:
+        value = json.loads(results.read_text()).get("expert_return_mean")
+    except json.JSONDecodeError as err:
+        raise UserError(f"{results} is not valid JSON ({err}); re-run train.py for {source}") from None
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 class AnchoredPPO(PPO):
@@ -267,7 +282,7 @@ def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
 
 
 #: A start calibrated to at most this log-std (std 0.08) is fragile: std 0.14 already cost it more than 10%
-#: of its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to -1/-2.
+#: of its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to 0 (std 1).
 #: Which of -2.5 and -3.0 a fragile start gets depends on the 5 calibration episodes drawn for the PPO seed, and
 #: at std 0.08 the `--config strong` HalfCheetah start slid to 82.8-86.9% of its return (seeds 3-4; PPO improves
 #: the sampled returns, not the deterministic ones), so a fragile start explores at the smallest std, 0.05.
@@ -284,7 +299,7 @@ def anchor_strength(coef: float | None, log_std: float | None) -> float:
     A fragile near-expert policy loses return to changes PPO's noisy early gradients make: with a pull of
     1 the `--config strong` HalfCheetah start dipped to 85% of its return (50-episode evaluations), with 3
     to 90.4% (87.6% on another PPO seed). A poor start needs room: from a BC policy at 370 on
-    HalfCheetah, a pull of 3 ended at 307 against 581.
+    HalfCheetah, a pull of 3 ended at 307 against 581 (both exploring at std 0.14).
     """
     if coef is not None:
         return coef
@@ -309,8 +324,8 @@ def kl_limit(target_kl: float | None, log_std: float | None) -> float | None:
     return FRAGILE_TARGET_KL if is_fragile(log_std) else None
 
 
-#: Exploration log-stds tried by :func:`calibrate_log_std`, largest first (std 0.37 down to 0.05).
-LOG_STD_CANDIDATES = (-1.0, -1.5, -2.0, -2.5, -3.0)
+#: Exploration log-stds tried by :func:`calibrate_log_std`, largest first (std 1, SB3's default, down to 0.05).
+LOG_STD_CANDIDATES = (0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0)
 
 
 def exploration_log_std(calibrated: float) -> float:
@@ -320,26 +335,41 @@ def exploration_log_std(calibrated: float) -> float:
 
 
 def calibrate_log_std(
-    model: PPO, obs_norm: VecNormalize | None, env_id: str, seed: int, episodes: int = 5, keep: float = 0.9
+    model: PPO,
+    obs_norm: VecNormalize | None,
+    env_id: str,
+    seed: int,
+    episodes: int = 5,
+    keep: float = 0.9,
+    scale: float | None = None,
+    candidates: Sequence[float] = LOG_STD_CANDIDATES,
 ) -> tuple[float, int]:
-    """The largest candidate log-std under which sampled episodes keep ``keep`` of the deterministic return.
+    """The largest of ``candidates`` (largest first) whose sampled episodes lose at most ``1 - keep`` of
+    ``scale`` (the expert's return; None: the deterministic return itself) against the deterministic ones.
 
-    How much exploration noise a policy tolerates varies by orders of magnitude: a poor start loses
-    nothing to it and needs it to improve, a near-expert one can lose half its return to a little.
-    Episodes use seeds of their own (not the evaluation seeds). Returns (log-std, env steps used).
+    How much exploration noise a policy tolerates varies by orders of magnitude: a poor start has little
+    to lose and needs the noise to improve, a near-expert one can lose half its return to a little. The
+    loss is measured against what the task pays, not against the start's own return: noise costs a
+    HalfCheetah policy some control penalty whatever it does, and a poor BC policy at 370 lost more than 10%
+    of that even at std 0.22; it calibrated to 0.14, where PPO oscillated between 130 and 1250 for 200k
+    steps; at std 1 it climbed to 3193. Episodes use seeds of their own (not the evaluation seeds), and
+    their action samples a random stream of their own: fine-tuning draws the same numbers whatever the
+    calibration tried. Returns (log-std, env steps used).
     """
     runner = EpisodeRunner(env_id, episodes, seed=10_000 * (seed + 1))
 
     def score(deterministic: bool) -> float:
         return float(runner(predict_fn(model, obs_norm, deterministic), episodes).mean())
 
-    target = score(deterministic=True)
-    target -= (1 - keep) * abs(target)
-    for log_std in LOG_STD_CANDIDATES:
-        with th.no_grad():
-            model.policy.log_std.fill_(log_std)
-        if score(deterministic=False) >= target:
-            break
+    with th.random.fork_rng():
+        th.manual_seed(seed)
+        target = score(deterministic=True)
+        target -= (1 - keep) * abs(target if scale is None else scale)
+        for log_std in candidates:
+            with th.no_grad():
+                model.policy.log_std.fill_(log_std)
+            if score(deterministic=False) >= target:
+                break
     runner.close()
     return log_std, runner.steps
 
@@ -348,11 +378,15 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
     """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
     hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
     n_envs, normalize_reward = int(hyper.pop("n_envs")), bool(hyper.pop("normalize_reward"))
+    max_log_std = float(hyper.pop("max_log_std"))
+    if max_log_std < LOG_STD_CANDIDATES[-1]:
+        raise UserError(f"max_log_std for {config.env_id} in zoo_configs/ppo.yml must be >= {LOG_STD_CANDIDATES[-1]}")
     ppo_kwargs = {k: hyper[k] for k in PPO_KEYS}
     scratch = config.mode == "scratch"
     if not scratch and source is None:
         raise UserError("pass --run (a run folder or a Hub repo id) to fine-tune")
     zip_path, obs_stats = load_policy_source(source) if not scratch else (None, None)
+    expert_return = recorded_expert_return(source) if not scratch else None
     env, obs_norm = make_finetune_env(
         config.env_id, n_envs, config.seed, obs_stats, scratch, normalize_reward, ppo_kwargs["gamma"]
     )
@@ -384,7 +418,10 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
         if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
             log_std = config.init_log_std
             if log_std is None:
-                log_std, calibration_steps = calibrate_log_std(model, obs_norm, config.env_id, config.seed)
+                candidates = [c for c in LOG_STD_CANDIDATES if c <= max_log_std]
+                log_std, calibration_steps = calibrate_log_std(
+                    model, obs_norm, config.env_id, config.seed, scale=expert_return, candidates=candidates
+                )
                 warmup_steps += calibration_steps
                 log_std = exploration_log_std(log_std)
             with th.no_grad():
@@ -422,13 +459,15 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
         "min_return": min(p["mean_return"] for p in curve),
         "warmup_env_steps": warmup_steps,
         "init_log_std": log_std,
+        "expert_return": expert_return,
         "anchor_coef": model.anchor_coef if config.mode == "prepared" else None,
         "target_kl": model.target_kl,
         "wall_s": time.perf_counter() - start,
     }
     write_yaml(
         out / "config.yml",
-        asdict(config) | {"ppo": ppo_kwargs | {"n_envs": n_envs, "normalize_reward": normalize_reward}},
+        asdict(config)
+        | {"ppo": ppo_kwargs | {"n_envs": n_envs, "normalize_reward": normalize_reward, "max_log_std": max_log_std}},
     )
     write_json(out / "results.json", results)
     return results

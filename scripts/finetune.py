@@ -36,7 +36,8 @@ def main(argv=None) -> int:  # noqa: ANN001
         "--init-log-std",
         type=float,
         default=None,
-        help="exploration log-std at the start (default: calibrated, the largest that keeps 90%% of the return)",
+        help="exploration log-std at the start (default: calibrated, the largest whose sampled episodes lose at "
+        "most 10%% of the expert's return, or of the policy's own when the run folder does not record it)",
     )
     parser.add_argument("--vf-warmup-rollouts", type=int, default=10, help="critic-only rollouts before PPO (0: off)")
     parser.add_argument("--vf-warmup-epochs", type=int, default=10)

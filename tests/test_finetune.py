@@ -6,19 +6,25 @@ from collections import deque
 
 import matplotlib.image as mpimg
 import pytest
+import torch as th
 from conftest import load_script, train_run
 from stable_baselines3 import PPO
 
+from sb3_il.config import UserError
 from sb3_il.envs import make_env
 from sb3_il.finetune import (
     FRAGILE_LOG_STD,
     FRAGILE_TARGET_KL,
     LOG_STD_CANDIDATES,
     AnchoredPPO,
+    FinetuneConfig,
     anchor_strength,
     calibrate_log_std,
     exploration_log_std,
+    finetune,
     kl_limit,
+    ppo_hyperparams,
+    recorded_expert_return,
 )
 
 
@@ -56,6 +62,9 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     assert results["target_kl"] == kl_limit(None, results["init_log_std"])  # the fragility defaults reach PPO
     assert results["anchor_coef"] == anchor_strength(None, results["init_log_std"])
     assert results["init_log_std"] > FRAGILE_LOG_STD or results["init_log_std"] == LOG_STD_CANDIDATES[-1]
+    assert results["init_log_std"] <= ppo_hyperparams("Pendulum-v1")["max_log_std"]  # the env's cap holds
+    # The calibration measured the noise's cost against the expert's return that train.py recorded.
+    assert results["expert_return"] == json.loads((run / "results.json").read_text())["expert_return_mean"]
     for name in ("policy.zip", "vec_normalize.pkl", "progress.csv", "config.yml", "finetune_curve.png"):
         assert (out / name).exists(), name
     assert list((out / "checkpoints").glob("*.zip"))
@@ -101,14 +110,42 @@ def test_log_std_calibration_takes_the_largest_tolerated_std():
     # Pendulum returns are negative: keep=0 tolerates losing 100% (any std passes, the largest is taken);
     # keep=2 asks for a return above 0, which no std gives: every candidate is tried, the smallest kept.
     assert calibrate_log_std(model, None, "Pendulum-v1", seed=0, keep=0.0) == (LOG_STD_CANDIDATES[0], 2 * 5 * 200)
+    # Measured against an expert's return: against a huge one any loss is small (the largest std passes);
+    # asking to gain 100% of it is impossible (the smallest is kept).
+    assert calibrate_log_std(model, None, "Pendulum-v1", seed=0, scale=1e9)[0] == LOG_STD_CANDIDATES[0]
+    rng = th.random.get_rng_state()
+    assert calibrate_log_std(model, None, "Pendulum-v1", seed=0, keep=2.0, scale=1e9)[0] == LOG_STD_CANDIDATES[-1]
+    assert th.equal(th.random.get_rng_state(), rng)  # its samples leave fine-tuning's random stream alone
     log_std, steps = calibrate_log_std(model, None, "Pendulum-v1", seed=0, keep=2.0)
     assert (log_std, steps) == (LOG_STD_CANDIDATES[-1], (1 + len(LOG_STD_CANDIDATES)) * 5 * 200)
     assert model.policy.log_std.detach().eq(log_std).all()
 
 
+def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
+    config = FinetuneConfig(env_id="Pendulum-v1", ppo={"max_log_std": LOG_STD_CANDIDATES[-1] - 1})
+    with pytest.raises(UserError, match="max_log_std"):
+        finetune(str(tmp_path), config, tmp_path / "out")
+
+
 def test_finetune_bad_source_exits_2(tmp_path, capsys):
     assert finetune_main(["--run", str(tmp_path), "--env", "Pendulum-v1", "--out", str(tmp_path / "o")]) == 2
     assert "no policy.zip" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, None), ('{"expert_return_mean": 3551.5}', 3551.5), ('{"expert_return_mean": NaN}', None), ("{}", None)],
+)
+def test_recorded_expert_return(tmp_path, content, expected):
+    if content is not None:
+        (tmp_path / "results.json").write_text(content)
+    assert recorded_expert_return(str(tmp_path)) == expected
+
+
+def test_recorded_expert_return_of_a_corrupt_file_is_a_user_error(tmp_path):
+    (tmp_path / "results.json").write_text('{"expert_return_mean": 35')
+    with pytest.raises(UserError, match="not valid JSON"):
+        recorded_expert_return(str(tmp_path))
 
 
 def test_log_std_ceiling_falls_linearly_over_the_budget():
@@ -135,4 +172,4 @@ def test_a_fragile_start_is_held_harder(coef, kl, log_std, expected):
 
 
 def test_a_fragile_start_explores_at_the_smallest_std():
-    assert [exploration_log_std(x) for x in LOG_STD_CANDIDATES] == [-1.0, -1.5, -2.0, -3.0, -3.0]
+    assert [exploration_log_std(x) for x in LOG_STD_CANDIDATES] == [0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -3.0]
