@@ -282,7 +282,7 @@ def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
 
 
 #: A start calibrated to at most this log-std (std 0.08) is fragile: std 0.14 already cost it more than 10%
-#: of its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to 0 (std 1).
+#: of its return. Near-expert HalfCheetah and Hopper DAgger policies calibrate to -2.5/-3.0, poor BC ones to their cap.
 #: Which of -2.5 and -3.0 a fragile start gets depends on the 5 calibration episodes drawn for the PPO seed, and
 #: at std 0.08 the `--config strong` HalfCheetah start slid to 82.8-86.9% of its return (seeds 3-4; PPO improves
 #: the sampled returns, not the deterministic ones), so a fragile start explores at the smallest std, 0.05.
