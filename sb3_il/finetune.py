@@ -77,7 +77,8 @@ class FinetuneConfig:
     seed: int = 0
     #: "prepared" (the preparation above), "naive" (PPO.load + learn) or "scratch" (a fresh PPO, same budget).
     mode: str = "prepared"
-    #: Exploration log-std at the start; None: the largest of ``LOG_STD_CANDIDATES`` the policy tolerates.
+    #: Exploration log-std at the start; None: the largest of ``LOG_STD_CANDIDATES`` the policy tolerates, up
+    #: to the env's ``max_log_std`` in zoo_configs/ppo.yml.
     init_log_std: float | None = None
     vf_warmup_rollouts: int = 10
     vf_warmup_epochs: int = 10
