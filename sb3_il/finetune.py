@@ -129,15 +129,20 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
     return files.model_path, files.vec_normalize_path
 
 
-def recorded_expert_return(source: str) -> float | None:
-    """The expert's return that train.py recorded in a run folder's results.json (None: a Hub repo, or none)."""
+def read_run_results(source: str) -> dict[str, Any]:
+    """The results.json train.py wrote in a run folder ({}: a Hub repo, or a folder without one)."""
     results = Path(source) / "results.json"
     if not results.is_file():
-        return None
+        return {}
     try:
-        value = json.loads(results.read_text()).get("expert_return_mean")
+        return json.loads(results.read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"{results} is not valid JSON ({err}); re-run train.py for {source}") from None
+
+
+def recorded_expert_return(source: str) -> float | None:
+    """The expert's return that train.py recorded in a run folder (None: a Hub repo, or none)."""
+    value = read_run_results(source).get("expert_return_mean")
     return float(value) if value is not None and math.isfinite(value) else None
 
 

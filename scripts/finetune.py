@@ -10,7 +10,6 @@ is written to --out (default runs/finetune-NAME/); the others, references on the
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import yaml
 from sb3_il.cli import guarded
 from sb3_il.config import UserError
 from sb3_il.files import staged_dir
-from sb3_il.finetune import FRAGILE_LOG_STD, FRAGILE_TARGET_KL, FinetuneConfig, finetune
+from sb3_il.finetune import FRAGILE_LOG_STD, FRAGILE_TARGET_KL, FinetuneConfig, finetune, read_run_results
 from sb3_il.plots import finetune_curves
 
 
@@ -80,7 +79,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     th.set_num_threads(1)
     run = Path(args.run)
     run_config = yaml.safe_load((run / "config.yml").read_text()) if (run / "config.yml").exists() else {}
-    run_results = json.loads((run / "results.json").read_text()) if (run / "results.json").exists() else {}
+    run_results = read_run_results(args.run)
     env_id = args.env_id or run_config.get("env_id")
     if env_id is None:
         raise UserError("pass --env ENV_ID (the source has no config.yml to read it from)")
