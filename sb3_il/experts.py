@@ -141,9 +141,10 @@ def _check_action_space(saved: dict, space: gym.Space, repo_id: str, env_id: str
     else:
         fits = "Box" in saved[":type:"] and _json_shape(saved) == space.shape
     if not fits:
+        kind = saved[":type:"].split(".")[-1].rstrip("'>")
+        described = f"{kind}({saved['n']})" if "n" in saved else f"{kind}(shape {_json_shape(saved)})"
         raise UserError(
-            f"expert {repo_id} acts in {saved[':type:'].split('.')[-1].rstrip(chr(39) + '>')}"
-            f"{saved.get('shape', saved.get('n'))} but {env_id} expects {space}; pick an expert trained on {env_id}"
+            f"expert {repo_id} acts in {described} but {env_id} expects {space}; pick an expert trained on {env_id}"
         )
 
 
