@@ -118,7 +118,7 @@ def download_expert(repo_id: str) -> ExpertFiles:
     return ExpertFiles(repo_id, algo, model_path, vec_normalize_path)
 
 
-def _saved_spaces(model_path: Path) -> tuple[tuple[int, ...], dict]:
+def saved_spaces(model_path: Path) -> tuple[tuple[int, ...], dict]:
     """Read the saved spaces' shape and type from the zip's JSON, without unpickling old gym classes."""
     try:
         with zipfile.ZipFile(model_path) as archive:
@@ -135,17 +135,16 @@ def _json_shape(space: dict) -> tuple[int, ...]:
     return tuple(space["shape"] if "shape" in space else space["_shape"])
 
 
-def _check_action_space(saved: dict, space: gym.Space, repo_id: str, env_id: str) -> None:
+def action_space_mismatch(saved: dict, space: gym.Space) -> str | None:
+    """None when the saved action space (zip JSON) fits ``space``; else the saved one, named as gymnasium would."""
     if isinstance(space, gym.spaces.Discrete):
         fits = "Discrete" in saved[":type:"] and int(saved.get("n", -1)) == int(space.n)
     else:
         fits = "Box" in saved[":type:"] and _json_shape(saved) == space.shape
-    if not fits:
-        kind = saved[":type:"].split(".")[-1].rstrip("'>")
-        described = f"{kind}({saved['n']})" if "n" in saved else f"{kind}(shape {_json_shape(saved)})"
-        raise UserError(
-            f"expert {repo_id} acts in {described} but {env_id} expects {space}; pick an expert trained on {env_id}"
-        )
+    if fits:
+        return None
+    kind = saved[":type:"].split(".")[-1].rstrip("'>")
+    return f"{kind}({saved['n']})" if "n" in saved else f"{kind}(shape {_json_shape(saved)})"
 
 
 class Expert:
@@ -221,8 +220,12 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
     files = download_expert(repo_id)
     env_id = getattr(getattr(env, "spec", None), "id", None) or "this env"
     obs_space, act_space = env.observation_space, env.action_space
-    saved_obs_shape, saved_act = _saved_spaces(files.model_path)
-    _check_action_space(saved_act, act_space, repo_id, env_id)
+    saved_obs_shape, saved_act = saved_spaces(files.model_path)
+    acts = action_space_mismatch(saved_act, act_space)
+    if acts is not None:
+        raise UserError(
+            f"expert {repo_id} acts in {acts} but {env_id} expects {act_space}; pick an expert trained on {env_id}"
+        )
     adapt = None
     if saved_obs_shape != obs_space.shape:
         key = (int(np.prod(saved_obs_shape)), int(np.prod(obs_space.shape)))

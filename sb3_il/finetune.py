@@ -51,6 +51,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from sb3_il.config import ZOO_CONFIGS, UserError
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
+from sb3_il.experts import action_space_mismatch, download_expert, saved_spaces
 from sb3_il.files import write_json, write_yaml
 from sb3_il.policy import VEC_NORMALIZE_FILE, actor_output, predict_fn
 from sb3_il.trainers import EVAL_SEED
@@ -119,14 +120,25 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
             raise UserError(f"{folder} has no policy.zip; pass a run folder written by train.py or a Hub repo id")
         vec_normalize = folder / VEC_NORMALIZE_FILE
         return folder / "policy.zip", vec_normalize if vec_normalize.exists() else None
-    if source.count("/") != 1:
+    if source.count("/") != 1 or folder.parent.is_dir():  # runs/typo is a missing folder, not a Hub repo
         raise UserError(f"{source!r} is neither a run folder nor a Hub repo id (USER/NAME)")
-    from sb3_il.experts import download_expert
-
     files = download_expert(source)
     if files.algo not in ("ppo", "bc", "dagger"):
         raise UserError(f"{source} holds a {files.algo.upper()} model; fine-tuning continues a PPO policy")
     return files.model_path, files.vec_normalize_path
+
+
+def check_source_spaces(zip_path: Path, source: str, env_id: str) -> None:
+    """A policy for other spaces would fail deep inside VecNormalize or PPO.load; say so in one line."""
+    env = make_env(env_id)
+    obs_shape, saved_act = saved_spaces(zip_path)
+    acts = action_space_mismatch(saved_act, env.action_space)
+    if obs_shape != env.observation_space.shape or acts is not None:
+        raise UserError(
+            f"{source} is a policy for observations of shape {obs_shape}"
+            + (f" and actions in {acts}" if acts else "")
+            + f", not {env_id}'s; pass the --env it was trained on"
+        )
 
 
 def read_run_results(source: str) -> dict[str, Any]:
@@ -392,6 +404,8 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
     if not scratch and source is None:
         raise UserError("pass --run (a run folder or a Hub repo id) to fine-tune")
     zip_path, obs_stats = load_policy_source(source) if not scratch else (None, None)
+    if zip_path is not None:
+        check_source_spaces(zip_path, source, config.env_id)
     expert_return = recorded_expert_return(source) if not scratch else None
     env, obs_norm = make_finetune_env(
         config.env_id, n_envs, config.seed, obs_stats, scratch, normalize_reward, ppo_kwargs["gamma"]

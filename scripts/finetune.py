@@ -82,7 +82,9 @@ def main(argv=None) -> int:  # noqa: ANN001
     run_results = read_run_results(args.run)
     env_id = args.env_id or run_config.get("env_id")
     if env_id is None:
-        raise UserError("pass --env ENV_ID (the source has no config.yml to read it from)")
+        if not run.is_dir():
+            raise UserError(f"{args.run} is not a run folder; pass one written by train.py, or a Hub repo id and --env")
+        raise UserError(f"{run} has no config.yml to read the env from; pass --env ENV_ID")
     if args.timesteps <= 0 or args.eval_every <= 0 or args.eval_episodes <= 0:
         raise UserError("--timesteps, --eval-every and --eval-episodes must be positive")
     out = args.out or Path("runs") / f"finetune-{run.name if run.is_dir() else args.run.replace('/', '-')}"

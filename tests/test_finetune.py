@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 from collections import deque
 
 import matplotlib.image as mpimg
@@ -131,9 +132,28 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
         finetune(str(tmp_path), config, tmp_path / "out")
 
 
-def test_finetune_bad_source_exits_2(tmp_path, capsys):
-    assert finetune_main(["--run", str(tmp_path), "--env", "Pendulum-v1", "--out", str(tmp_path / "o")]) == 2
-    assert "no policy.zip" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("source", "env", "message"),
+    [
+        ("{tmp}", "Pendulum-v1", "no policy.zip"),
+        ("{tmp}", None, "has no config.yml to read the env from; pass --env"),
+        ("{tmp}/typo", None, "is not a run folder"),
+        ("{tmp}/typo", "Pendulum-v1", "neither a run folder nor a Hub repo id"),
+        ("sb3/tqc-Hopper-v3", "Hopper-v4", "holds a TQC model"),
+        (
+            "sb3/ppo-CartPole-v1",
+            "Pendulum-v1",
+            r"observations of shape \(4,\) and actions in Discrete\(2\), not Pendulum",
+        ),
+        ("sb3/ppo-CartPole-v1", "Nope-v0", "unknown env 'Nope-v0'"),
+    ],
+)
+def test_finetune_bad_source_exits_2(hub_cache, tmp_path, capsys, source, env, message):
+    args = ["--run", source.format(tmp=tmp_path), "--out", str(tmp_path / "o")] + (["--env", env] if env else [])
+    assert finetune_main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
