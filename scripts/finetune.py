@@ -72,8 +72,13 @@ def main(argv=None) -> int:  # noqa: ANN001
         default=FinetuneConfig.final_log_std,
         help="the exploration log-std's ceiling falls linearly to this by the end (at or above the start: off)",
     )
-    parser.add_argument("--eval-every", type=int, default=10_000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=FinetuneConfig.eval_every)
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=FinetuneConfig.eval_episodes,
+        help="deterministic episodes per evaluation (fewer cannot tell a 10%% drop on bimodal HalfCheetah)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     th.set_num_threads(1)
