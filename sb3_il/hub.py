@@ -3,6 +3,7 @@
 A pushed repo ``USER/{algo}-{env}`` holds ``{algo}-{env}.zip`` (a PPO zip), ``vec_normalize.pkl``,
 ``config.yml`` (with ``normalize``, as the Zoo writes it), ``results.json``, a model card and a replay
 video, so ``sb3_il.experts.load_expert`` (and ``--expert USER/{algo}-{env}``) loads it like any ``sb3/`` repo.
+A fine-tuning run (``scripts/finetune.py``) holds a PPO policy, so it goes to ``USER/ppo-{env}``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml
 
 from sb3_il.config import UserError
 from sb3_il.envs import make_env
-from sb3_il.files import atomic_write, write_json
+from sb3_il.files import atomic_write, write_json, write_yaml
 from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_learner, predict_fn
 
 ALGO_TAGS = {"bc": "behavior-cloning", "dagger": "dagger"}
@@ -36,15 +37,34 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise UserError(f"{run_dir} has an unreadable config.yml or results.json ({err})".splitlines()[0]) from None
 
 
+def is_finetuned(results: dict[str, Any]) -> bool:
+    """finetune.py's results carry the fine-tuning mode; train.py's do not."""
+    return "mode" in results
+
+
+def run_algo(config: dict[str, Any], results: dict[str, Any]) -> str:
+    """The RL Zoo algo name of what the run saved: a fine-tuned policy is a PPO one."""
+    return "ppo" if is_finetuned(results) else config["algo"]
+
+
 def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], has_video: bool) -> str:
     """README.md with the Hub metadata the SB3/Zoo integration reads (library, tags, model-index)."""
-    algo, env_id = config["algo"], config["env_id"]
+    env_id = config["env_id"]
+    if is_finetuned(results):
+        name, tags = "PPO", ["ppo", "rl-fine-tuning"]
+        mean, std = results["curve"][-1]["mean_return"], results["curve"][-1]["std_return"]  # the final evaluation
+        title, body = _finetune_card_body(config, results, mean, std)
+    else:
+        name = "BC" if config["algo"] == "bc" else "DAgger"
+        tags = [ALGO_TAGS[config["algo"]]]
+        mean, std = results["mean_return"], results["std_return"]
+        title, body = _imitation_card_body(config, results)
     metadata = {
         "library_name": "stable-baselines3",
         "tags": [
             env_id,
             "imitation-learning",
-            ALGO_TAGS[algo],
+            *tags,
             "deep-reinforcement-learning",
             "reinforcement-learning",
             "stable-baselines3",
@@ -52,7 +72,7 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
         ],
         "model-index": [
             {
-                "name": algo.upper() if algo == "bc" else "DAgger",
+                "name": name,
                 "results": [
                     {
                         "task": {"type": "reinforcement-learning", "name": "reinforcement-learning"},
@@ -62,7 +82,7 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
                                 "type": "mean_reward",
                                 "name": "mean_reward",
                                 "verified": False,
-                                "value": f"{results['mean_return']:.2f} +/- {results['std_return']:.2f}",
+                                "value": f"{mean:.2f} +/- {std:.2f}",
                             }
                         ],
                     }
@@ -70,7 +90,38 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
             }
         ],
     }
-    name = repo_id.split("/")[1]
+    normalize = (
+        f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
+        "env.training = False\n"
+        if config.get("normalize")
+        else f'env = make_vec_env("{env_id}")\n'
+    )
+    video = "![replay](replay.mp4)\n\n" if has_video else ""
+    return f"""---
+{yaml.safe_dump(metadata, sort_keys=False)}---
+
+# {title}
+
+{video}{body}
+## Usage
+
+```python
+from huggingface_sb3 import load_from_hub
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+{normalize}model = PPO.load(load_from_hub("{repo_id}", "{repo_id.split("/")[1]}.zip"), env=env)
+obs = env.reset()
+action, _ = model.predict(obs, deterministic=True)
+```
+
+or as an expert for further imitation: `python scripts/train.py --env {env_id} --expert {repo_id}`.
+"""
+
+
+def _imitation_card_body(config: dict[str, Any], results: dict[str, Any]) -> tuple[str, str]:
+    algo, env_id = config["algo"], config["env_id"]
     loss = "MSE on the expert's actions"
     if config.get("bounded_loss"):
         loss += " (none past an action bound the label sits on)"
@@ -84,19 +135,10 @@ def model_card(repo_id: str, config: dict[str, Any], results: dict[str, Any], ha
     if config.get("candidates_per_label", 1) > 1:  # more env steps than labels: say which were labelled
         visited = config["steps_per_iter"] * config["candidates_per_label"]
         labelled = f"{visited} learner steps (the {config['steps_per_iter']} least covered labelled)"
-    normalize = (
-        f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
-        "env.training = False\n"
-        if config.get("normalize")
-        else f'env = make_vec_env("{env_id}")\n'
-    )
-    video = "![replay](replay.mp4)\n\n" if has_video else ""
-    return f"""---
-{yaml.safe_dump(metadata, sort_keys=False)}---
-
-# {algo.upper() if algo == "bc" else "DAgger"} policy for {env_id}, imitated from `{config["expert"]}`
-
-{video}Trained with sb3-il by {"behavior cloning" if algo == "bc" else "DAgger"} from the
+    title = f"{algo.upper() if algo == 'bc' else 'DAgger'} policy for {env_id}, imitated from `{config['expert']}`"
+    return (
+        title,
+        f"""Trained with sb3-il by {"behavior cloning" if algo == "bc" else "DAgger"} from the
 expert [`{config["expert"]}`](https://huggingface.co/{config["expert"]}). It is a plain Stable-Baselines3 `PPO`
 model: the actor is the imitation policy, the value head is untrained (fine-tune with RL to fit it).
 
@@ -115,22 +157,31 @@ Settings: {net}, Adam lr {config["lr"]}, batch {config["batch_size"]},
 `config.yml`; `python scripts/train.py --config-file config.yml` reproduces the run.
 
 ![learning curve](learning_curve.png)
+""",
+    )
 
-## Usage
 
-```python
-from huggingface_sb3 import load_from_hub
-from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecNormalize
+def _finetune_card_body(config: dict[str, Any], results: dict[str, Any], mean: float, std: float) -> tuple[str, str]:
+    expert = results.get("expert_return")
+    expert_row = f"| expert (recorded by the imitation run) | {expert:.1f} |\n" if expert is not None else ""
+    title = f"PPO policy for {config['env_id']}, fine-tuned from an imitation policy"
+    return (
+        title,
+        f"""Fine-tuned with sb3-il's `scripts/finetune.py` (mode `{results["mode"]}`) for
+{config["timesteps"]} PPO steps from `{results["source"]}`; seed {config["seed"]}. A plain Stable-Baselines3
+`PPO` model.
 
-{normalize}model = PPO.load(load_from_hub("{repo_id}", "{name}.zip"), env=env)
-obs = env.reset()
-action, _ = model.predict(obs, deterministic=True)
-```
+| | return (deterministic, mean over {config["eval_episodes"]} episodes on fixed seeds) |
+|---|---|
+| start (the imitation policy) | {results["start_return"]:.1f} |
+| lowest evaluation during fine-tuning | {results["min_return"]:.1f} |
+| **this policy** | **{mean:.1f} ± {std:.1f}** |
+{expert_row}
+PPO hyperparameters and the preparation's settings are in `config.yml`.
 
-or as an expert for further imitation: `python scripts/train.py --env {env_id} --expert {repo_id}`.
-"""
+![fine-tuning curve](finetune_curve.png)
+""",
+    )
 
 
 def record_video(run_dir: Path, env_id: str, path: Path, seed: int = 0, max_steps: int = 1000) -> str | None:
@@ -163,21 +214,24 @@ def package_run(run_dir: Path, repo_id: str, out_dir: Path, video_steps: int = 1
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config, results = read_run(run_dir)
     owner, _, name = repo_id.partition("/")
+    algo = run_algo(config, results)
     if not owner or not name or "/" in name:
-        raise UserError(f"--repo-id {repo_id!r} must be USER/NAME, e.g. me/{config['algo']}-{config['env_id']}")
-    if not name.startswith(f"{config['algo']}-"):
+        raise UserError(f"--repo-id {repo_id!r} must be USER/NAME, e.g. me/{algo}-{config['env_id']}")
+    if not name.startswith(f"{algo}-"):
         raise UserError(
-            f"name the repo {owner}/{config['algo']}-{config['env_id']} (RL Zoo naming: ALGO-ENV), "
+            f"name the repo {owner}/{algo}-{config['env_id']} (RL Zoo naming: ALGO-ENV), "
             f"so that load_from_hub users and --expert can tell how to load it"
         )
+    # The Zoo's config.yml says whether vec_normalize.pkl belongs to the model (load_expert reads it).
+    config = config | {"normalize": (run_dir / VEC_NORMALIZE_FILE).exists()}
     stage = out_dir.with_name(out_dir.name + ".incomplete")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     shutil.copy2(run_dir / POLICY_FILE, stage / f"{name}.zip")
-    for extra in (VEC_NORMALIZE_FILE, "learning_curve.png"):
+    for extra in (VEC_NORMALIZE_FILE, "learning_curve.png", "finetune_curve.png"):
         if (run_dir / extra).exists():
             shutil.copy2(run_dir / extra, stage / extra)
-    shutil.copy2(run_dir / "config.yml", stage / "config.yml")
+    write_yaml(stage / "config.yml", config)
     write_json(stage / "results.json", {k: v for k, v in results.items() if k != "curve"} | {"repo_id": repo_id})
     has_video = False
     if video_steps > 0:

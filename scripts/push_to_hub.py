@@ -4,6 +4,7 @@ replay video) and upload it, or with --dry-run only write what would be uploaded
 
     python scripts/push_to_hub.py --run runs/dagger-Ant-v4-s0 --repo-id USER/dagger-Ant-v4
     python scripts/push_to_hub.py --run runs/dagger-Ant-v4-s0 --repo-id USER/dagger-Ant-v4 --dry-run out/
+    python scripts/push_to_hub.py --run runs/finetune-dagger-Ant-v4-s0 --repo-id USER/ppo-Ant-v4   # fine-tuned
 
 The token is read by huggingface_hub from HF_TOKEN or `huggingface-cli login`, never from a flag.
 """
@@ -21,7 +22,9 @@ from sb3_il.hub import package_run, push
 def main(argv=None) -> int:  # noqa: ANN001
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a finished run folder (has results.json)")
-    parser.add_argument("--repo-id", required=True, help="USER/{algo}-{env}, e.g. me/dagger-Ant-v4")
+    parser.add_argument(
+        "--repo-id", required=True, help="USER/{algo}-{env}, e.g. me/dagger-Ant-v4 (me/ppo-Ant-v4 for a fine-tuned run)"
+    )
     parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
     parser.add_argument("--video-steps", type=int, default=1000, help="length of replay.mp4 in env steps (0: none)")
     parser.add_argument("--private", action="store_true")

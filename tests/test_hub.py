@@ -84,3 +84,32 @@ def test_model_card_states_the_net_the_loss_and_what_was_labelled():
     assert "Settings: MLP 64×64 ReLU," in plain
     ensemble = model_card("me/dagger-HalfCheetah-v4", config | {"ensemble": 3}, results, has_video=False)
     assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in ensemble
+
+
+def test_a_finetuned_run_is_pushed_as_a_ppo_repo(runs_dir, tmp_path, monkeypatch):
+    """finetune.py's output is shared like any run: named ppo-ENV, its card says where it started, and the
+    package loads back through the offline load_from_hub path and scores its final evaluation again."""
+    run = train_run(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "300")["dir"]
+    tuned = tmp_path / "tuned"
+    short = ["--timesteps", "1024", "--eval-every", "1024", "--eval-episodes", "3", "--vf-warmup-rollouts", "1"]
+    assert load_script("finetune").main(["--run", str(run), *short, "--modes", "prepared", "--out", str(tuned)]) == 0
+    results = json.loads((tuned / "results.json").read_text())
+    package = tmp_path / "package"
+    dry_run = ["--run", str(tuned), "--dry-run", str(package), "--video-steps", "0"]
+    assert push_main([*dry_run, "--repo-id", "tester/bc-Pendulum-v1"]) == 2  # it is a PPO policy now
+
+    assert push_main([*dry_run, "--repo-id", "tester/ppo-Pendulum-v1"]) == 0
+    assert {"ppo-Pendulum-v1.zip", "vec_normalize.pkl", "finetune_curve.png", "config.yml"} <= {
+        p.name for p in package.iterdir()
+    }
+    card = (package / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert {"ppo", "rl-fine-tuning", "Pendulum-v1"} <= set(metadata["tags"])
+    value = metadata["model-index"][0]["results"][0]["metrics"][0]["value"]
+    assert value.startswith(f"{results['final_return']:.2f}") and f"{results['start_return']:.1f}" in card
+    cache = tmp_path / "cache"
+    as_hub_cache(package, "tester/ppo-Pendulum-v1", cache)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    policy = load_expert("tester/ppo-Pendulum-v1", make_env("Pendulum-v1"))
+    returns = EpisodeRunner("Pendulum-v1", 3, EVAL_SEED)(policy, 3)
+    assert returns.mean() == pytest.approx(results["final_return"], rel=1e-9)
