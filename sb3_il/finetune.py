@@ -135,6 +135,7 @@ def load_policy_source(source: str) -> tuple[Path, Path | None]:
 def check_source_spaces(zip_path: Path, source: str, env_id: str) -> None:
     """A policy for other spaces would fail deep inside VecNormalize or PPO.load; say so in one line."""
     env = make_env(env_id)
+    env.close()  # only its spaces are needed
     obs_shape, saved_act = saved_spaces(zip_path)
     acts = action_space_mismatch(saved_act, env.action_space)
     if obs_shape != env.observation_space.shape or acts is not None:
