@@ -375,9 +375,9 @@ def calibrate_log_std(
     loss is measured against what the task pays, not against the start's own return: noise costs a
     HalfCheetah policy some control penalty whatever it does, and a poor BC policy at 370 lost more than 10%
     of that even at std 0.22; it calibrated to 0.14, where PPO oscillated between 130 and 1250 for 200k
-    steps; at std 1 it climbed to 3193. Episodes use seeds of their own (not the evaluation seeds), and
-    their action samples a random stream of their own: fine-tuning draws the same numbers whatever the
-    calibration tried. Returns (log-std, env steps used).
+    steps; at std 1 it climbed to 3046 (50-episode evaluations). Episodes use seeds of their own (not the
+    evaluation seeds), and their action samples a random stream of their own: fine-tuning draws the same
+    numbers whatever the calibration tried. Returns (log-std, env steps used).
     """
     runner = EpisodeRunner(env_id, episodes, seed=10_000 * (seed + 1))
 
