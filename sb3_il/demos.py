@@ -93,7 +93,8 @@ def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:
     tmp.rename(path)
 
 
-def load_demos(path: str | Path) -> Sequence[Trajectory]:
+def load_demos(path: str | Path, env: gym.Env | None = None) -> Sequence[Trajectory]:
+    """imitation-format demonstrations; with ``env``, a one-line error unless they fit its spaces."""
     from imitation.data import serialize
 
     try:
@@ -105,6 +106,14 @@ def load_demos(path: str | Path) -> Sequence[Trajectory]:
         ) from None
     if not trajectories:
         raise UserError(f"{path} holds no trajectories; collect demos again without --demos")
+    if env is not None:
+        obs_shape, act_shape = trajectories[0].obs.shape[1:], trajectories[0].acts.shape[1:]
+        if (obs_shape, act_shape) != (env.observation_space.shape, env.action_space.shape):
+            raise UserError(
+                f"{path} holds demonstrations with observations {obs_shape} and actions {act_shape}, but "
+                f"{env.spec.id if env.spec else 'the env'} has {env.observation_space.shape} and "
+                f"{env.action_space.shape}; pass demos collected on this env, or drop --demos"
+            )
     return list(trajectories)  # plain Trajectory objects, which pickle (imitation's lazy sequence does not)
 
 

@@ -301,7 +301,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
     try:
         expert_eval = evaluate_expert(evaluator, expert, config.env_id, EVAL_SEED, config.final_eval_episodes)
         if config.demos:
-            demos = load_demos(config.demos)
+            demos = load_demos(config.demos, env)
         else:
             demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
         demos_saved = evaluator.run(save_demos, run_dir / "demos", demos)

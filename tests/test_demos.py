@@ -1,6 +1,8 @@
 import gymnasium as gym
 import numpy as np
+import pytest
 
+from sb3_il.config import UserError
 from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, with_noise
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
@@ -27,3 +29,6 @@ def test_noisy_demos_keep_clean_expert_labels_and_round_trip(hub_cache, tmp_path
     again_obs, again_acts = transitions(load_demos(tmp_path / "demos"))
     np.testing.assert_array_equal(again_obs, obs)
     np.testing.assert_array_equal(again_acts, acts)
+    assert len(load_demos(tmp_path / "demos", make_env("Pendulum-v1"))) == 2
+    with pytest.raises(UserError, match=r"observations \(3,\) and actions \(1,\), but CartPole-v1 has \(4,\) and \(\)"):
+        load_demos(tmp_path / "demos", make_env("CartPole-v1"))
