@@ -31,6 +31,7 @@ from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, R
 from huggingface_sb3 import load_from_hub
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_il.config import UserError
 from sb3_il.policy import ObsNormalizer
@@ -64,6 +65,17 @@ class _GymToGymnasiumUnpickler(pickle.Unpickler):
         if module == "gym" or module.startswith("gym."):
             module = "gymnasium" + module[len("gym") :]
         return super().find_class(module, name)
+
+
+def read_vec_normalize(path: Path) -> VecNormalize:
+    """A pickled ``VecNormalize`` without its venv (``set_venv`` attaches one), also one saved under old gym."""
+    try:
+        return _GymToGymnasiumUnpickler(io.BytesIO(Path(path).read_bytes())).load()
+    except Exception as err:  # truncated files and foreign pickles raise many types
+        raise UserError(
+            f"could not read {path} ({type(err).__name__}: {err})".splitlines()[0]
+            + "; replace it (delete it from the Hub cache, or re-run what wrote it)"
+        ) from None
 
 
 def _pad_ant_contact_forces(obs: np.ndarray) -> np.ndarray:
@@ -252,12 +264,7 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
         ) from None
     normalizer = None
     if files.vec_normalize_path is not None:
-        try:
-            vec_normalize = _GymToGymnasiumUnpickler(io.BytesIO(files.vec_normalize_path.read_bytes())).load()
-        except Exception as err:
-            raise UserError(
-                f"could not read {files.vec_normalize_path} ({err}); delete it from the Hub cache"
-            ) from None
+        vec_normalize = read_vec_normalize(files.vec_normalize_path)
         if vec_normalize.norm_obs:
             rms = vec_normalize.obs_rms
             normalizer = ObsNormalizer(rms.mean, rms.var, vec_normalize.clip_obs, vec_normalize.epsilon)

@@ -51,7 +51,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from sb3_il.config import ZOO_CONFIGS, UserError
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EpisodeRunner
-from sb3_il.experts import action_space_mismatch, download_expert, saved_spaces
+from sb3_il.experts import action_space_mismatch, download_expert, read_vec_normalize, saved_spaces
 from sb3_il.files import write_json, write_yaml
 from sb3_il.policy import VEC_NORMALIZE_FILE, actor_output, predict_fn
 from sb3_il.trainers import EVAL_SEED
@@ -273,8 +273,10 @@ def make_finetune_env(
         env = VecNormalize(venv, norm_obs=True, norm_reward=normalize_reward, gamma=gamma)
         return env, env
     obs_norm = None
-    if obs_stats is not None:
-        venv = obs_norm = VecNormalize.load(str(obs_stats), venv)
+    if obs_stats is not None:  # a Hub repo's may be pickled under old gym, which VecNormalize.load cannot read
+        obs_norm = read_vec_normalize(obs_stats)
+        obs_norm.set_venv(venv)
+        venv = obs_norm
         obs_norm.training, obs_norm.norm_reward = False, False
     if normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
@@ -422,18 +424,21 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path) -> dict[str,
         model = PPO("MlpPolicy", env, seed=config.seed, device="cpu", **ppo_kwargs)
     else:
         # Schedules pickled in the zip are replaced; the rest of PPO's settings come in as load kwargs,
-        # which PPO.load applies before rebuilding the rollout buffer and loading the weights.
+        # which PPO.load applies before rebuilding the rollout buffer and loading the weights. The spaces
+        # (checked against the env above) are the env's: a Hub zip pickled them under old gym.
         schedules = {
             "learning_rate": ppo_kwargs["learning_rate"],
             "clip_range": _constant(ppo_kwargs["clip_range"]),
             "lr_schedule": _constant(ppo_kwargs["learning_rate"]),
         }
+        spaces = {"observation_space": env.observation_space, "action_space": env.action_space}
         model = AnchoredPPO.load(
             zip_path,
             env=env,
             device="cpu",
-            custom_objects=schedules,
+            custom_objects=schedules | spaces,
             seed=config.seed,
+            verbose=0,  # Hub zips saved verbose=1: SB3 would print every KL early stop
             **{k: v for k, v in ppo_kwargs.items() if k not in schedules},
         )
     model.set_logger(logger)  # before the warm-up sets up learning: SB3 would make a logger in /tmp otherwise

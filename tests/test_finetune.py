@@ -157,6 +157,20 @@ def test_finetune_bad_source_exits_2(hub_cache, tmp_path, capsys, source, env, m
 
 
 @pytest.mark.parametrize(
+    ("repo_id", "env_id"), [("sb3/ppo-HalfCheetah-v3", "HalfCheetah-v4"), ("sb3/ppo-CartPole-v1", "CartPole-v1")]
+)
+def test_a_hub_ppo_zip_saved_under_old_gym_fine_tunes(hub_cache, tmp_path, repo_id, env_id):
+    """The Zoo's zips and vec_normalize.pkl pickle old gym classes; fine-tuning loads them like experts."""
+    config = FinetuneConfig(
+        env_id, timesteps=512, eval_every=512, eval_episodes=2, vf_warmup_rollouts=1, init_log_std=-3.0
+    )
+    results = finetune(repo_id, config, tmp_path / "out")
+    assert results["final_return"] >= 0.9 * results["start_return"] > 0
+    model = PPO.load(tmp_path / "out" / "policy.zip")
+    assert model.num_timesteps >= 512 and model.verbose == 0
+
+
+@pytest.mark.parametrize(
     ("content", "expected"),
     [(None, None), ('{"expert_return_mean": 3551.5}', 3551.5), ('{"expert_return_mean": NaN}', None), ("{}", None)],
 )
