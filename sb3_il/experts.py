@@ -138,7 +138,8 @@ def saved_spaces(model_path: Path) -> tuple[tuple[int, ...], dict]:
         return _json_shape(data["observation_space"]), data["action_space"]
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
         raise UserError(
-            f"{model_path} is not a valid SB3 model zip ({err}); delete it from the Hub cache and re-download"
+            f"{model_path} is not a valid SB3 model zip ({err}); replace it (delete it from the Hub cache and "
+            "re-download, or re-run what wrote it)"
         ) from None
 
 

@@ -146,9 +146,12 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
             r"observations of shape \(4,\) and actions in Discrete\(2\), not Pendulum",
         ),
         ("sb3/ppo-CartPole-v1", "Nope-v0", "unknown env 'Nope-v0'"),
+        ("{tmp}/corrupt", "CartPole-v1", "policy.zip is not a valid SB3 model zip .*re-run what wrote it"),
     ],
 )
 def test_finetune_bad_source_exits_2(hub_cache, tmp_path, capsys, source, env, message):
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
     args = ["--run", source.format(tmp=tmp_path), "--out", str(tmp_path / "o")] + (["--env", env] if env else [])
     assert finetune_main(args) == 2
     err = capsys.readouterr().err
