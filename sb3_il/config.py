@@ -74,6 +74,12 @@ class TrainConfig:
     #: tens of points. Each actor takes ``grad_steps`` per fit; the gradient steps a run reports are one
     #: actor's, so an ensemble does ``ensemble`` times that work. 1: one actor (the article).
     ensemble: int = 1
+    #: Keep the best of the last ``select_last`` iterates instead of the last (DAgger's guarantee is for the
+    #: best policy of the sequence), judged on ``select_episodes`` deterministic validation episodes per
+    #: candidate, on seeds apart from the evaluation's. They cost env steps (counted), no expert labels.
+    #: 0 or 1: the last iterate (the article).
+    select_last: int = 0
+    select_episodes: int = 20
     #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
     normalize: bool = True
     #: Episodes per evaluation after each iteration (0: none, the curve has gaps), and for the final
@@ -100,9 +106,12 @@ class TrainConfig:
             "batch_size",
             "buffer_size",
             "final_eval_episodes",
+            "select_episodes",
         ):
             if int(getattr(self, name)) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if int(self.select_last) < 0:
+            raise UserError(f"--select-last must be 0 (keep the last iterate) or more, got {self.select_last}")
         if int(self.eval_episodes) < 0:
             raise UserError(f"--eval-episodes must be 0 (final evaluation only) or more, got {self.eval_episodes}")
         if not 0 <= self.noise <= 1:

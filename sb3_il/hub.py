@@ -135,6 +135,11 @@ def _imitation_card_body(config: dict[str, Any], results: dict[str, Any]) -> tup
     if config.get("candidates_per_label", 1) > 1:  # more env steps than labels: say which were labelled
         visited = config["steps_per_iter"] * config["candidates_per_label"]
         labelled = f"{visited} learner steps (the {config['steps_per_iter']} least covered labelled)"
+    if config.get("select_last", 0) > 1 and results.get("selected_iteration") is not None:  # not the last iterate
+        labelled += (
+            f"; the policy is iteration {results['selected_iteration']}'s, the best of the last "
+            f"{config['select_last']} on {config['select_episodes']} validation episodes each (env steps, no labels)"
+        )
     title = f"{algo.upper() if algo == 'bc' else 'DAgger'} policy for {env_id}, imitated from `{config['expert']}`"
     return (
         title,

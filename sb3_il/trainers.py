@@ -31,7 +31,7 @@ from sb3_il.buffer import ReplayBuffer
 from sb3_il.config import TrainConfig, UserError
 from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, with_noise
 from sb3_il.envs import make_env
-from sb3_il.evaluation import Evaluator, completed, evaluate_expert, percent_of_expert
+from sb3_il.evaluation import EpisodeRunner, Evaluator, completed, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
 from sb3_il.policy import (
     Learner,
@@ -48,6 +48,9 @@ from sb3_il.policy import (
 #: Evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ... for every run: never the training envs' seeds,
 #: and the same starts for the expert and for learners of every seed.
 EVAL_SEED = 1_000_000
+#: First seed of the episodes that choose among iterates (``select_last``): apart from the evaluation's,
+#: so the reported return is not the one the choice was made on.
+VALIDATION_SEED = 2_000_000
 #: The "returns" of an iteration evaluated with 0 episodes: logged as NaN, a gap in the learning curve.
 NO_EVAL = np.array([np.nan])
 
@@ -89,6 +92,9 @@ class RunResult:
     curve: list[IterationStats] = field(default_factory=list)
     #: Wall time of the whole run, setup and evaluation included (``curve[-1].wall_s`` is training alone).
     total_wall_s: float = float("nan")
+    #: With ``select_last``: the iteration whose policy was kept, and each candidate's validation return.
+    selected_iteration: int | None = None
+    validation_returns: list[float] = field(default_factory=list)
 
 
 def fit(
@@ -350,6 +356,7 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
                 )
             bar.update()
 
+        candidates: list[Learner] = []  # the last select_last iterates
         pending: deque[tuple[dict[str, Any], Future[np.ndarray]]] = deque()
         bar = tqdm(total=config.n_iters + 1, desc=config.run_name, disable=not progress, unit="iter")
         for it in range(config.n_iters + 1):
@@ -387,6 +394,13 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
             if config.ensemble > 1:
                 pack_ensemble(learner.policy, [member.policy for member in members])
             loss = float(np.mean(losses))
+            if it > config.n_iters - config.select_last:
+                candidates.append(copy.deepcopy(learner))
+            if it == config.n_iters and len(candidates) > 1:
+                best, result.validation_returns, steps = select_best(
+                    learner, candidates, config.env_id, config.select_episodes
+                )
+                result.selected_iteration, env_steps = it + 1 - len(candidates) + best, env_steps + steps
             stats = dict(
                 iteration=it,
                 expert_labels=labels,
@@ -411,6 +425,27 @@ def train(config: TrainConfig, run_dir: Path, logger: Logger, progress: bool = T
     finally:
         evaluator.close()
         env.close()
+
+
+def select_best(
+    learner: Learner, candidates: list[Learner], env_id: str, n_episodes: int
+) -> tuple[int, list[float], int]:
+    """Make ``learner`` the candidate with the best mean return over validation episodes.
+
+    DAgger's guarantee (Ross et al., 2011) is for the best policy of the sequence, not the last, and on a
+    hard expert consecutive iterates differ by tens of points (TQC Hopper). The episodes are deterministic,
+    on seeds of their own (:data:`VALIDATION_SEED`); they cost env steps, not expert labels.
+    Returns (index of the chosen candidate, each candidate's validation return, env steps taken).
+    """
+    runner = EpisodeRunner(env_id, n_episodes, VALIDATION_SEED)
+    try:
+        scores = [float(runner(candidate, n_episodes).mean()) for candidate in candidates]
+    finally:
+        runner.close()
+    best = int(np.argmax(scores))
+    learner.policy.load_state_dict(candidates[best].policy.state_dict())
+    learner.normalizer = candidates[best].normalizer
+    return best, scores, runner.steps
 
 
 def _log(logger: Logger, stats: IterationStats) -> None:

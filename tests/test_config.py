@@ -23,6 +23,7 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     ppo_cheetah = make_config("dagger", "HalfCheetah-v4", {}, "strong")
     assert (ppo_cheetah.jacobian_weight, ppo_cheetah.candidates_per_label, ppo_cheetah.ensemble) == (0.0, 1, 1)
     assert (strong.ensemble, trpo.ensemble, strong.candidates_per_label) == (3, 1, 1)
+    assert (strong.select_last, strong.select_episodes, trpo.select_last, article.select_last) == (10, 20, 0, 0)
 
     bc = make_config("bc", "Hopper-v4", {"n_iters": 7})
     assert bc.n_iters == 0  # BC is the fit on demonstrations alone

@@ -82,6 +82,9 @@ def test_model_card_states_the_net_the_loss_and_what_was_labelled():
     selective = model_card("me/dagger-HalfCheetah-v4", config | {"candidates_per_label": 4}, results, has_video=False)
     assert "iterations of\n1000 learner steps (the 250 least covered labelled)" in selective
     assert "Settings: MLP 64×64 ReLU," in plain
+    selecting = config | {"select_last": 10, "select_episodes": 20}
+    chosen = model_card("me/dagger-HalfCheetah-v4", selecting, results | {"selected_iteration": 37}, has_video=False)
+    assert "iteration 37's, the best of the last 10 on 20 validation episodes each" in chosen.replace("\n", " ")
     ensemble = model_card("me/dagger-HalfCheetah-v4", config | {"ensemble": 3}, results, has_video=False)
     assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in ensemble
 

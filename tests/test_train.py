@@ -13,14 +13,17 @@ from torch.nn import functional as F
 from sb3_il import trainers
 from sb3_il.cli import main
 from sb3_il.envs import make_env
+from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import load_expert
 from sb3_il.policy import (
     ObsNormalizer,
     actor_layers,
     actor_output,
     actor_parameters,
+    load_learner,
     make_learner,
     pack_ensemble,
+    predict_fn,
 )
 
 
@@ -73,6 +76,20 @@ def test_dagger_labels_only_the_selected_states(runs_dir):
     assert results["expert_labels"] == 1000 + 3 * 1000  # the budget is unchanged
     assert results["env_steps"] == 4 * 3 * 1000
     assert results["pct_expert"] >= 90, results
+
+
+def test_select_last_keeps_the_best_iterate_on_validation_episodes(runs_dir):
+    results = train_run(
+        runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "300", "--select-last", "3",
+        "--select-episodes", "4",
+    )  # fmt: skip
+    scores = results["validation_returns"]
+    assert len(scores) == 3 and results["selected_iteration"] == 1 + int(np.argmax(scores))
+    assert results["expert_labels"] == 1000 + 3 * 1000  # the choice costs env steps, no labels
+    assert results["env_steps"] == 3 * 1000 + 3 * 4 * 200  # 4 validation episodes of 200 steps per candidate
+    # The saved policy is the chosen iterate: it repeats that iterate's validation return.
+    runner = EpisodeRunner("Pendulum-v1", 4, trainers.VALIDATION_SEED)
+    assert runner(predict_fn(*load_learner(results["dir"])), 4).mean() == pytest.approx(max(scores), rel=1e-6)
 
 
 def test_ensemble_is_one_ppo_policy_acting_with_the_members_mean(runs_dir):
@@ -155,6 +172,8 @@ BAD_INPUTS = [
     (["--env", "CartPole-v1", "--beta-schedule", "linear:x"], "beta-schedule"),
     (["--env", "CartPole-v1", "--candidates-per-label", "0"], "--candidates-per-label must be a positive"),
     (["--env", "CartPole-v1", "--ensemble", "0"], "--ensemble must be a positive"),
+    (["--env", "CartPole-v1", "--select-last", "-1"], "--select-last must be 0"),
+    (["--env", "CartPole-v1", "--select-episodes", "0"], "--select-episodes must be a positive"),
     (["--env", "CartPole-v1", "--candidates-per-label", "4", "--beta-schedule", "linear:5"], "needs --beta-schedule 0"),
     (["--env", "CartPole-v1", "--demos", "/nonexistent/demos"], "cannot load demonstrations"),
     (["--env", "CartPole-v1", "--config", "nope"], "no config"),
