@@ -146,20 +146,22 @@ def check_source_spaces(zip_path: Path, source: str, env_id: str) -> None:
         )
 
 
-def read_run_results(source: str) -> dict[str, Any]:
-    """The results.json train.py wrote in a run folder ({}: a Hub repo, or a folder without one)."""
-    results = Path(source) / "results.json"
-    if not results.is_file():
+def read_run_file(source: str, name: str) -> dict[str, Any]:
+    """``results.json`` or ``config.yml`` that train.py wrote in a run folder ({}: a Hub repo, or none there)."""
+    path = Path(source) / name
+    if not path.is_file():
         return {}
     try:
-        return json.loads(results.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{results} is not valid JSON ({err}); re-run train.py for {source}") from None
+        return json.loads(path.read_text()) if name.endswith(".json") else dict(yaml.safe_load(path.read_text()))
+    except (ValueError, TypeError, yaml.YAMLError) as err:  # JSONDecodeError is a ValueError; TypeError: not a map
+        kind = "JSON" if name.endswith(".json") else "YAML"
+        problem = f"{path} is not valid {kind} ({err}".splitlines()[0]
+        raise UserError(f"{problem}); re-run train.py for {source}") from None
 
 
 def recorded_expert_return(source: str) -> float | None:
     """The expert's return that train.py recorded in a run folder (None: a Hub repo, or none)."""
-    value = read_run_results(source).get("expert_return_mean")
+    value = read_run_file(source, "results.json").get("expert_return_mean")
     return float(value) if value is not None and math.isfinite(value) else None
 
 

@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 import torch as th
-import yaml
 
 from sb3_il.cli import guarded
 from sb3_il.config import UserError
 from sb3_il.files import staged_dir
-from sb3_il.finetune import FRAGILE_LOG_STD, FRAGILE_TARGET_KL, FinetuneConfig, finetune, read_run_results
+from sb3_il.finetune import FRAGILE_LOG_STD, FRAGILE_TARGET_KL, FinetuneConfig, finetune, read_run_file
 from sb3_il.plots import finetune_curves
 
 
@@ -83,8 +82,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     args = parser.parse_args(argv)
     th.set_num_threads(1)
     run = Path(args.run)
-    run_config = yaml.safe_load((run / "config.yml").read_text()) if (run / "config.yml").exists() else {}
-    run_results = read_run_results(args.run)
+    run_config, run_results = read_run_file(args.run, "config.yml"), read_run_file(args.run, "results.json")
     env_id = args.env_id or run_config.get("env_id")
     if env_id is None:
         if not run.is_dir():

@@ -147,11 +147,14 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
         ),
         ("sb3/ppo-CartPole-v1", "Nope-v0", "unknown env 'Nope-v0'"),
         ("{tmp}/corrupt", "CartPole-v1", "policy.zip is not a valid SB3 model zip .*re-run what wrote it"),
+        ("{tmp}/badconfig", None, "config.yml is not valid YAML .*re-run train.py"),
     ],
 )
 def test_finetune_bad_source_exits_2(hub_cache, tmp_path, capsys, source, env, message):
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "badconfig").mkdir()
+    (tmp_path / "badconfig" / "config.yml").write_text("env_id: [\n")
     args = ["--run", source.format(tmp=tmp_path), "--out", str(tmp_path / "o")] + (["--env", env] if env else [])
     assert finetune_main(args) == 2
     err = capsys.readouterr().err
