@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,20 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from sb3_il.cli import run
-from sb3_il.config import TrainConfig, make_config
+from sb3_il.config import TrainConfig, default_expert, make_config
+from sb3_il.envs import check_env_fits
+from sb3_il.errors import UserError
 from sb3_il.evaluation import percent_of_expert
 from sb3_il.files import atomic_write, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import plt, save_figure
+from sb3_il.runs import read_results, train_run
 
-#: Experts per track; the article track is the zoo configs' defaults.
-TRACKS: dict[str, dict[str, str]] = {
-    "article": {
-        "Ant-v4": "sb3/trpo-Ant-v3",
-        "Hopper-v4": "sb3/trpo-Hopper-v3",
-        "HalfCheetah-v4": "sb3/ppo-HalfCheetah-v3",
-    },
+#: The envs of each track, and the experts that are not the env's default (zoo_configs/experts.yml).
+TRACKS: dict[str, dict[str, str | None]] = {
+    "article": {"Ant-v4": None, "Hopper-v4": None, "HalfCheetah-v4": None},
     "strong": {"Hopper-v4": "sb3/tqc-Hopper-v3", "HalfCheetah-v4": "sb3/tqc-HalfCheetah-v3"},
 }
 #: The reference article's % of expert (BC, DAgger) on the -v2 envs.
@@ -71,11 +68,14 @@ def run_benchmark(
     force: bool = False,
     overrides: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run (or reuse) every cell, then write results.csv, summary.md and the two figures into ``out``."""
-    experts = TRACKS[track]  # envs outside the track use their zoo config default expert
+    """Run (or reuse) every cell, then write results.csv, summary.md and the two figures into ``out``.
+
+    Every cell's config is checked before the first one trains, so a bad grid fails at once.
+    """
+    configs = grid(track, envs, algos, seeds, config_name, overrides or {})
     rows: list[dict[str, Any]] = []
-    for env, algo, seed in ((env, algo, seed) for env in envs for algo in algos for seed in seeds):
-        config = make_config(algo, env, {"expert": experts.get(env), "seed": seed} | (overrides or {}), config_name)
+    for config in configs:
+        env, algo, seed = config.env_id, config.algo, config.seed
         run_dir = out / "runs" / config.run_name
         base = {
             "track": track,
@@ -85,28 +85,46 @@ def run_benchmark(
             "algo": algo,
             "seed": seed,
         }
-        ours = _cached_or_run(run_dir / "results.json", force, run, config, run_dir, False)
+        ours = _cached_or_run(run_dir, force, train_run, config, run_dir, False)
         rows.append(base | {"impl": "sb3_il"} | _row(ours))
         _print_row(rows[-1])
         if peer and ours.get("status") == "ok":
             peer_dir = run_dir.with_name(run_dir.name + "-imitation")
-            theirs = _cached_or_run(peer_dir / "results.json", force, _peer_results, config, run_dir, ours)
+            theirs = _cached_or_run(peer_dir, force, _peer_results, config, run_dir, ours)
             rows.append(base | {"impl": "imitation"} | _row(theirs))
             _print_row(rows[-1])
     write_report(out, rows)
     return rows
 
 
-def _cached_or_run(results_path: Path, force: bool, compute: Callable[..., dict], *args: Any) -> dict[str, Any]:
-    if results_path.exists() and not force:
-        return json.loads(results_path.read_text()) | {"status": "ok"}
+def grid(
+    track: str, envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], config_name: str | None,
+    overrides: dict[str, Any],
+) -> list[TrainConfig]:  # fmt: skip
+    """The configs of every (env, algo, seed) cell, each checked (env included)."""
+    if track not in TRACKS:
+        raise UserError(f"unknown track {track!r}; use one of {', '.join(TRACKS)}")
+    configs = []
+    for env in envs:
+        expert = TRACKS[track].get(env) or default_expert(env)
+        for algo in algos:
+            for seed in seeds:
+                configs.append(make_config(algo, env, {"expert": expert, "seed": seed} | overrides, config_name))
+            check_env_fits(configs[-1])
+    return configs
+
+
+def _cached_or_run(folder: Path, force: bool, compute: Callable[..., dict], *args: Any) -> dict[str, Any]:
+    """A cell's results: its folder's if finished (and not ``force``), else computed (a failure is a status)."""
+    if (folder / "results.json").exists() and not force:
+        return read_results(folder) | {"status": "ok"}
     try:
         results = compute(*args)
     except Exception as err:  # one broken cell must not sink the grid
         traceback.print_exc()
         return {"status": f"failed: {type(err).__name__}: {err}".splitlines()[0]}
-    if not results_path.exists():
-        write_json(results_path, results)
+    if not (folder / "results.json").exists():
+        write_json(folder / "results.json", results)
     return results | {"status": "ok"}
 
 
@@ -229,17 +247,17 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_learning_curves(out: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
-    """One panel per env: DAgger return per iteration (band = std over seeds), BC and expert as lines."""
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4), squeeze=False)
+    """One panel per env: DAgger's return against expert labels (band: std over seeds), BC and expert as lines."""
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs) + 2, 4), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
         curves = []
         for row in _select(rows, env=env, algo="dagger", impl="sb3_il", status="ok"):
-            path = out / "runs" / f"dagger-{env}-s{row['seed']}" / "results.json"
-            curves.append([p["mean_return"] for p in json.loads(path.read_text())["curve"]])
+            results = read_results(out / "runs" / f"dagger-{env}-s{row['seed']}")
+            curves.append([(p["expert_labels"], p["mean_return"]) for p in results["curve"]])
         if curves:
             length = min(map(len, curves))
-            data = np.array([c[:length] for c in curves])
-            x = np.arange(length)
+            data = np.array([[r for _, r in c[:length]] for c in curves])
+            x = [labels for labels, _ in curves[0][:length]]
             ax.plot(x, data.mean(0), marker="o", label=f"DAgger (sb3-il, {len(curves)} seeds)")
             ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.25)
         ok = _select(rows, env=env, status="ok")
@@ -248,46 +266,35 @@ def plot_learning_curves(out: Path, envs: list[str], rows: list[dict[str, Any]])
         for impl, style in (("sb3_il", "-."), ("imitation", ":")):
             bc_rows = _select(rows, env=env, algo="bc", impl=impl, status="ok")
             if bc_rows:
-                ax.axhline(
-                    _stat(bc_rows, "final_return_mean")[0],
-                    color="tab:red" if impl == "sb3_il" else "tab:gray",
-                    linestyle=style,
-                    label=f"BC ({impl})",
-                )
-        ax.set(title=env, xlabel="DAgger iteration (0 = fit on demonstrations)", ylabel="episode return")
+                ax.axhline(_stat(bc_rows, "final_return_mean")[0], color="tab:red" if impl == "sb3_il" else "tab:gray",
+                           linestyle=style, label=f"BC ({impl}, final)")  # fmt: skip
+        peer = _select(rows, env=env, algo="dagger", impl="imitation", status="ok")
+        if peer:  # imitation records no curve: its final return, at the labels it used
+            ax.plot([r["expert_labels"] for r in peer], [r["final_return_mean"] for r in peer], "s", color="tab:gray",
+                    label="DAgger (imitation, final per seed)")  # fmt: skip
+        ax.set(title=env, xlabel="expert labels", ylabel="episode return (mean over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     save_figure(fig, out / "learning_curves.png")
 
 
 def plot_final_bars(path: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
-    """% of expert per env for every (algo, impl), error bars = std over seeds; the expert is 100."""
+    """% of expert per env for every (algo, impl): bars are the mean over seeds, error bars the std over seeds,
+    dots the seeds themselves; the expert is the line at 100."""
     groups = list(dict.fromkeys((r["algo"], r["impl"]) for r in rows))
-    width = 0.8 / (len(groups) + 1)
-    fig, ax = plt.subplots(figsize=(2.5 + 2.2 * len(envs), 4))
+    width = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(3.5 + 2.2 * len(envs), 4))
     x = np.arange(len(envs))
     for i, (algo, impl) in enumerate(groups):
-        stats = [_stat(_select(rows, env=env, algo=algo, impl=impl), "pct_expert") for env in envs]
-        ax.bar(
-            x + i * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=3, label=f"{algo} ({impl})"
-        )
-    expert_err = []
-    for env in envs:
-        ok = _select(rows, env=env, status="ok")
-        expert_err.append(100 * ok[0]["expert_return_std"] / abs(ok[0]["expert_return_mean"]) if ok else 0)
-    ax.bar(
-        x + len(groups) * width,
-        [100] * len(envs),
-        width,
-        yerr=expert_err,
-        capsize=3,
-        color="k",
-        alpha=0.6,
-        label="expert",
-    )
-    ax.set_xticks(x + width * len(groups) / 2, envs)
-    ax.set(ylabel="% of expert return", title="Final return, mean ± std over seeds")
-    ax.axhline(100, color="k", linewidth=0.5)
-    ax.legend(fontsize=8)
+        cells = [_select(rows, env=env, algo=algo, impl=impl, status="ok") for env in envs]
+        stats = [_stat(cell, "pct_expert") for cell in cells]
+        ax.bar(x + i * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=3,
+               label=f"{algo} ({impl})", alpha=0.8)  # fmt: skip
+        for j, cell in enumerate(cells):
+            ax.plot([x[j] + i * width] * len(cell), [float(r["pct_expert"]) for r in cell], "k.", markersize=4)
+    ax.set_xticks(x + width * (len(groups) - 1) / 2, envs)
+    ax.set(ylabel="% of expert return", title="Final return: mean ± std over seeds (dots: seeds)")
+    ax.axhline(100, color="k", linewidth=1, linestyle="--", label="expert")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)

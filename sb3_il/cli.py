@@ -1,195 +1,254 @@
-"""``sb3-il-train`` / ``scripts/train.py``: train BC or DAgger from a Hub expert into ``runs/{algo}-{env}-s{seed}/``.
+"""The ``sb3-il`` command (also ``python -m sb3_il``): ``train``, ``evaluate``, ``finetune``, ``push``, ``benchmark``.
 
-Run folder contents: ``policy.zip`` (+ ``vec_normalize.pkl``) for ``PPO.load``, ``config.yml`` (the
-resolved config; ``--config-file`` replays it), ``progress.csv`` and TensorBoard events per iteration,
-``learning_curve.png``, ``demos/`` (imitation format) and ``results.json``, written last: a folder
-without it is not a finished run.
+Each command's flags are generated from its config dataclass (:mod:`sb3_il.config`), with the fields' help
+and defaults, so a setting is described once. Heavy libraries (torch, SB3, MuJoCo) are imported only once a
+command runs, so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import dataclasses
-import gc
 import json
-import sys
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import torch as th
-from stable_baselines3.common.logger import configure
+from sb3_il.config import ALGOS, FINETUNE_MODES, FinetuneConfig, TrainConfig, make_config
+from sb3_il.errors import guarded
 
-from sb3_il.config import ALGOS, TrainConfig, UserError, make_config
-from sb3_il.files import staged_dir, write_json, write_yaml
-from sb3_il.plots import learning_curve
-from sb3_il.trainers import RunResult, train
+#: A run or output name: one path component, no hidden or relative names.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
+TRUST_HELP = "load files whose formats can run code (pickles); only for sources you trust"
 
-#: CLI flags that override TrainConfig fields (None = keep the zoo config / default).
-_OVERRIDES: dict[str, type] = {
-    "expert": str,
-    "seed": int,
-    "n_demo_steps": int,
-    "n_iters": int,
-    "steps_per_iter": int,
-    "candidates_per_label": int,
-    "ensemble": int,
-    "grad_steps": int,
-    "batch_size": int,
-    "lr": float,
-    "lr_schedule": str,
-    "buffer_size": int,
-    "beta_schedule": str,
-    "noise": float,
-    "jacobian_weight": float,
-    "select_last": int,
-    "select_episodes": int,
-    "eval_episodes": int,
-    "final_eval_episodes": int,
-    "demos": str,
-}
+
+class Parser(argparse.ArgumentParser):
+    """argparse with bad flags reported the sb3-il way: one line naming the fix, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+def add_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (), note: str = "") -> list[str]:
+    """A flag per field of ``cls`` (default None: not given); returns the field names added."""
+    names = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind, flag = str(f.type).split(" |")[0], f"--{f.name.replace('_', '-')}"
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {default}{note})".replace("%", "%%")
+        if kind == "bool":
+            flag = f.metadata.get("flag") or (f"--no-{f.name.replace('_', '-')}" if default else flag)
+            action = "store_false" if default else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, default=None, help=help_text)
+        elif kind == "list[int]":
+            parser.add_argument(flag, dest=f.name, type=int, nargs="+", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str), help=help_text)
+        names.append(f.name)
+    return names
+
+
+def plain_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a plain folder name (letters, digits, . _ + -)")
+    return value
+
+
+def train_parser(sub: Any) -> None:
+    parser = sub.add_parser("train", help="train BC or DAgger from an expert", description="Train BC or DAgger.")
+    parser.add_argument("--algo", choices=ALGOS, default=None, help="bc or dagger (default: dagger)")
+    parser.add_argument("--env", dest="env_id", default=None, help="gymnasium env id, e.g. Ant-v4")
+    parser.add_argument("--config", dest="config_name", default=None, help="named config: zoo_configs/ALGO-NAME.yml")
+    parser.add_argument("--config-file", default=None, help="replay a run's config.yml")
+    parser.set_defaults(fields=add_fields(parser, TrainConfig, ("algo", "env_id"), "; a --config may set it"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of run folders")
+    parser.add_argument("--name", type=plain_name, default=None, help="run folder name (default ALGO-ENV-sSEED)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
+    parser.set_defaults(handler=train)
+
+
+def train(args: argparse.Namespace) -> int:
+    import torch as th
+
+    from sb3_il.runs import train_run
+
+    overrides = {name: getattr(args, name) for name in args.fields}
+    config = make_config(args.algo or (None if args.config_file else "dagger"), args.env_id, overrides,
+                         args.config_name, args.config_file)  # fmt: skip
+    th.set_num_threads(1)  # a 2x64 MLP is latency-bound: extra threads only add sync overhead
+    run_dir = args.runs_dir / (args.name or config.run_name)
+    results = train_run(config, run_dir, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
+    print(json.dumps({k: v for k, v in results.items() if k != "curve"}, indent=2))
+    print(f"policy: {run_dir / 'policy.zip'}")
+    return 0
+
+
+def evaluate_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "evaluate",
+        help="score (and film) a run folder, Hub repo or model zip",
+        description="Score a policy on the evaluation seeds training uses; mp4 on request.",
+    )
+    parser.add_argument("target", help="a run folder, a Hub repo id (ORG/ALGO-ENV) or a local SB3 zip")
+    parser.add_argument("--env", dest="env_id", default=None, help="env id (default: the run's)")
+    parser.add_argument("--episodes", type=int, default=20, help="deterministic episodes (default: 20)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="first episode seed (default: training's evaluation seed)"
+    )
+    parser.add_argument("--video", type=Path, default=None, help="also render one episode to this mp4")
+    parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
+    parser.set_defaults(handler=evaluate)  # fmt: skip
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from sb3_il.api import evaluate
+    from sb3_il.evaluation import EVAL_SEED
+
+    seed = EVAL_SEED if args.seed is None else args.seed
+    results = evaluate(args.target, args.env_id, args.episodes, seed, args.video, args.trust_remote_code)
+    pct = f" ({results['pct_expert']:.1f}% of expert)" if "pct_expert" in results else ""
+    print(f"{args.target} on {results['env_id']}: {results['mean_return']:.1f} ± {results['std_return']:.1f} over "
+          f"{args.episodes} episodes{pct}")  # fmt: skip
+    if "video" in results:
+        print(f"video: {results['video']}")
+    return 0
+
+
+def finetune_parser(sub: Any) -> None:
+    parser = sub.add_parser("finetune", help="fine-tune an imitation policy with PPO", description=FINETUNE_DOC,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--run", required=True, help="a finished run folder, or a Hub repo id holding a PPO zip")
+    parser.add_argument("--env", dest="env_id", default=None, help="env id (default: the run's)")
+    parser.add_argument("--modes", nargs="+", choices=FINETUNE_MODES, default=["prepared", "scratch"],
+                        help="the first is written to --out, the others to --out/reference-MODE")  # fmt: skip
+    parser.set_defaults(fields=add_fields(parser, FinetuneConfig, ("env_id", "mode", "ppo")))
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/finetune-NAME)")
+    parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
+    parser.set_defaults(handler=finetune)
+
+
+FINETUNE_DOC = """RL fine-tuning of a BC/DAgger policy with PPO, prepared so it does not collapse.
+
+    sb3-il finetune --run runs/dagger-Hopper-v4-s0 --timesteps 200000
+    sb3-il finetune --run runs/bc-Hopper-v4-s0 --modes prepared naive scratch   # compare all three"""
+
+
+def finetune(args: argparse.Namespace) -> int:
+    import torch as th
+
+    from sb3_il.finetune import finetune_run
+
+    values = {name: getattr(args, name) for name in args.fields if getattr(args, name) is not None}
+    config = FinetuneConfig(env_id=args.env_id, **values)
+    th.set_num_threads(1)
+    out = finetune_run(args.run, config, args.modes, args.out, args.trust_remote_code)
+    print(f"fine-tuned policy: {out / 'policy.zip'}; curve: {out / 'finetune_curve.png'}")
+    return 0
+
+
+def push_parser(sub: Any) -> None:
+    parser = sub.add_parser("push", help="package a run as a Hub model repo and upload it",
+                            description="Package a run as a Hub model repo (the token comes from HF_TOKEN or "
+                            "`huggingface-cli login`, never from a flag).")  # fmt: skip
+    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    parser.add_argument("--repo-id", required=True, help="USER/ALGO-ENV, e.g. me/dagger-Ant-v4 (me/ppo-... fine-tuned)")
+    parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
+    parser.add_argument("--video-steps", type=int, default=1000, help="length of replay.mp4 in env steps (0: none)")
+    parser.add_argument("--private", action="store_true")
+    parser.set_defaults(handler=push)
+
+
+def push(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from sb3_il.hub import package_run, push
+
+    if args.dry_run is not None:
+        package = package_run(args.run, args.repo_id, args.dry_run, video_steps=args.video_steps)
+        print(f"dry run: {package} holds what would be uploaded to {args.repo_id}:")
+        for path in sorted(package.iterdir()):
+            print(f"  {path.name}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        package = package_run(args.run, args.repo_id, Path(tmp) / "package", video_steps=args.video_steps)
+        print(f"uploaded: {push(package, args.repo_id, args.private)}")
+    return 0
+
+
+BENCHMARK_OVERRIDES = ("expert", "n_iters", "grad_steps", "steps_per_iter", "n_demo_steps", "eval_episodes",
+                       "final_eval_episodes")  # fmt: skip
+
+
+def benchmark_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "benchmark",
+        help="the article's table over envs, algos and seeds",
+        description="Writes results.csv, summary.md, learning_curves.png and final_bars.png.",
+    )
+    parser.add_argument("--track", choices=("article", "strong"), default="article")
+    parser.add_argument("--envs", nargs="+", default=None, help="default: every env of the track")
+    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--config", dest="config_name", default=None, help="named config, e.g. strong")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/TRACK[-CONFIG])")
+    parser.add_argument("--peer", action="store_true", help="also run imitation's BC / SimpleDAggerTrainer")
+    parser.add_argument("--force", action="store_true", help="redo cells whose results.json exists")
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.name in BENCHMARK_OVERRIDES]
+    for f in fields:
+        kind = {"int": int}.get(str(f.type), str)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help="for every cell")
+    parser.set_defaults(handler=benchmark)  # fmt: skip
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    import torch as th
+
+    from sb3_il.benchmark import TRACKS, run_benchmark
+
+    th.set_num_threads(1)  # tiny MLPs: extra threads only add overhead (and fight the eval worker for cores)
+    envs = args.envs or list(TRACKS[args.track])
+    overrides = {k: getattr(args, k) for k in BENCHMARK_OVERRIDES if getattr(args, k) is not None}
+    out = args.out or Path("reports") / (args.track + (f"-{args.config_name}" if args.config_name else ""))
+    rows = run_benchmark(out, args.track, envs, args.algos, args.seeds, args.config_name, args.peer, args.force,
+                         overrides)  # fmt: skip
+    print((out / "summary.md").read_text())
+    print(f"report: {out}/ (results.csv, summary.md, learning_curves.png, final_bars.png)")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+COMMANDS: list[Callable[[Any], None]] = [train_parser, evaluate_parser, finetune_parser, push_parser, benchmark_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Imitation learning (BC / DAgger) from a Hugging Face Hub expert.")
-    parser.add_argument("--algo", choices=ALGOS, default="dagger")
-    parser.add_argument(
-        "--env", dest="env_id", default=None, help="gymnasium env id, e.g. Ant-v4 (required unless --config-file)"
-    )
-    parser.add_argument(
-        "--config",
-        dest="config_name",
-        default=None,
-        help="named config: zoo_configs/{algo}-{NAME}.yml (default: the article's settings)",
-    )
-    parser.add_argument("--config-file", default=None, help="replay a run's config.yml")
-    for name, kind in _OVERRIDES.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=_field_doc(name))
-    parser.add_argument("--net-arch", type=int, nargs="+", default=None, help="hidden layer sizes (default 64 64)")
-    parser.add_argument(
-        "--no-normalize",
-        dest="normalize",
-        action="store_false",
-        default=None,
-        help="feed raw observations to the policy (no vec_normalize.pkl)",
-    )
-    parser.add_argument(
-        "--continue-episodes",
-        dest="reset_each_iter",
-        action="store_false",
-        default=None,
-        help="DAgger collection goes on with the episode the previous iteration cut off (default: reset)",
-    )
-    parser.add_argument(
-        "--bounded-loss",
-        action="store_true",
-        default=None,
-        help="no loss for outputs beyond an action bound whose label is on it (the env clips both)",
-    )
-    parser.add_argument(
-        "--no-background-eval",
-        dest="background_eval",
-        action="store_false",
-        default=None,
-        help="evaluate in the training process (slower wall time, same numbers)",
-    )
-    parser.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
-    parser.add_argument("--name", default=None, help="run folder name (default {algo}-{env}-s{seed})")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = Parser(prog="sb3-il", description="Imitation learning (BC, DAgger) for Stable-Baselines3.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for add in COMMANDS:
+        add(sub)
     return parser
-
-
-def _field_doc(name: str) -> str:
-    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(name)
-    return f"default: zoo config, else {default}"
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    if args.env_id is None and args.config_file is None:
-        raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in _OVERRIDES}
-    overrides.update(
-        net_arch=args.net_arch,
-        normalize=args.normalize,
-        background_eval=args.background_eval,
-        reset_each_iter=args.reset_each_iter,
-        bounded_loss=args.bounded_loss,
-    )
-    return make_config(args.algo, args.env_id, overrides, args.config_name, args.config_file)
-
-
-def run(config: TrainConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Train into a staged folder and publish it as ``run_dir`` only once ``results.json`` is written."""
-    with staged_dir(run_dir, discard_on=(UserError,)) as stage:
-        write_yaml(stage / "config.yml", config.to_dict())
-        logger = configure(str(stage), ["csv", "tensorboard"])
-        try:
-            result = train(config, stage, logger, progress=progress)
-        finally:
-            logger.close()
-        curve = result.curve
-        learning_curve(
-            [s.iteration for s in curve],
-            [s.mean_return for s in curve],
-            [s.std_return for s in curve],
-            result.expert_return_mean,
-            f"{config.algo} on {config.env_id} ({config.expert})",
-            stage / "learning_curve.png",
-        )
-        results = summarize(config, result)
-        write_json(stage / "results.json", results)
-    return results
-
-
-def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
-    final = result.curve[-1]
-    return {
-        "algo": config.algo,
-        "env_id": config.env_id,
-        "expert": config.expert,
-        "seed": config.seed,
-        "mean_return": final.mean_return,
-        "std_return": final.std_return,
-        "eval_episodes": config.final_eval_episodes,
-        "expert_return_mean": result.expert_return_mean,
-        "expert_return_std": result.expert_return_std,
-        "pct_expert": final.pct_expert,
-        "expert_labels": final.expert_labels,
-        "n_demo_episodes": result.n_demo_episodes,
-        "env_steps": final.env_steps,
-        "selected_iteration": result.selected_iteration,
-        "validation_returns": result.validation_returns,
-        "grad_steps": final.grad_steps,
-        "wall_s": result.total_wall_s,
-        "train_wall_s": final.wall_s,
-        "curve": [dataclasses.asdict(s) for s in result.curve],
-    }
-
-
-def guarded(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-    """Turn a :class:`UserError` into its one-line message on stderr and exit code 2."""
-
-    def wrapper(argv: Sequence[str] | None = None) -> int:
-        # Skip the interpreter's last cyclic garbage collection: with torch, SB3 and imitation loaded it
-        # walks millions of objects (~1 s) just before the process ends. Outputs are closed by then.
-        atexit.register(gc.freeze)
-        try:
-            return main(argv)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
-    return wrapper
 
 
 @guarded
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    th.set_num_threads(1)  # a 2x64 MLP is latency-bound: extra threads only add sync overhead
-    run_dir = Path(args.runs_dir) / (args.name or config.run_name)
-    results = run(config, run_dir, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in results.items() if k != "curve"}, indent=2))
-    print(f"policy: {run_dir / 'policy.zip'}")
-    return 0
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a bad flag (already reported in one line)
+        return int(exit_.code or 0)
+    return args.handler(args)
+
+
+def command(name: str) -> Callable[[Sequence[str] | None], int]:
+    """``main`` for one command: what ``scripts/{name}.py`` and the ``sb3-il-{name}`` entry points run."""
+
+    def run(argv: Sequence[str] | None = None) -> int:
+        import sys
+
+        return main([name, *(sys.argv[1:] if argv is None else argv)])
+
+    return run
+
+
+train_main = command("train")

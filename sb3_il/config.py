@@ -1,187 +1,306 @@
-"""Run configuration: one dataclass, filled from ``zoo_configs/{algo}.yml`` and then CLI overrides.
+"""Run configuration: dataclasses filled from the defaults, a named zoo config, a saved config.yml and CLI flags.
 
-Defaults are the reference article's settings; the YAML files (RL Zoo style, keyed by env id) hold the
-per-env choices, chiefly which Hub expert to imitate. A run writes the resolved config as ``config.yml``
-so that ``--config-file runs/.../config.yml`` reproduces it.
+Defaults are the reference article's settings. ``zoo_configs/`` (package data, RL Zoo style, keyed by env id)
+holds the default expert per env (``experts.yml``), named configs such as ``dagger-strong.yml`` and PPO's
+fine-tuning settings. A run writes its resolved config as ``config.yml``; ``--config-file`` replays it.
+Each field's ``help`` is the one description of the setting: the CLI's ``--help`` and the docs read it.
+
+This module imports no env, model or trainer, so every other module (and a fast ``--help``) may use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
+from sb3_il.errors import UserError, first_line
+
 ALGOS = ("bc", "dagger")
+ARTICLE = "article"
 
 
-class UserError(Exception):
-    """Bad input: the CLI prints the one-line message (which says how to fix it) and exits with code 2."""
+def setting(default: Any = dataclasses.MISSING, help: str = "", flag: str | None = None, **kwargs: Any) -> Any:
+    """A config field with its help text (and, for a bool, the CLI flag that flips it from its default)."""
+    metadata = {"help": help} | ({"flag": flag} if flag else {})
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
 class TrainConfig:
     """Everything that determines a BC or DAgger run."""
 
-    algo: str = "dagger"
-    env_id: str = "Hopper-v4"
-    #: Hub repo of the expert (``sb3/{algo}-{env}``); the zoo config supplies a default per env.
-    expert: str | None = None
-    seed: int = 0
-    #: Expert transitions to train on: whole episodes are collected (and saved) until there are this many,
-    #: and exactly this many count against the label budget.
-    n_demo_steps: int = 1000
-    #: DAgger iterations after the initial fit on the demonstrations; each first collects
-    #: ``steps_per_iter`` learner steps and relabels them with the expert. BC is iteration 0 alone.
-    n_iters: int = 10
-    steps_per_iter: int = 1000
-    #: DAgger visits this many times ``steps_per_iter`` learner states per iteration and has the expert
-    #: label only the ``steps_per_iter`` the dataset covers least (:func:`sb3_il.trainers.select_uncovered`).
-    #: Env steps are cheap and labels are the budget: a periodic gait otherwise spends most labels on
-    #: near-repeats of states already labelled. 1: label every visited state (the article).
-    candidates_per_label: int = 1
-    #: Each iteration's collection starts a fresh episode (the article); with False an episode cut off
-    #: by the end of an iteration goes on in the next, so short iterations still visit late states.
-    reset_each_iter: bool = True
-    grad_steps: int = 1000
-    batch_size: int = 100
-    lr: float = 5e-3
-    #: "constant" (the article) or "cosine": annealed to 0 within every iteration's fit.
-    lr_schedule: str = "constant"
-    #: MSE that ignores the error of an output beyond an action bound when the expert's label is on that
-    #: bound (the env clips both to the same action). Experts that saturate (a third of trpo Hopper's
-    #: action entries are at ±1) otherwise cost fitting capacity on an exact 1.0.
-    bounded_loss: bool = False
-    #: Sobolev training: weight of a second loss, on the actor's d action / d observation against the
-    #: expert's (Box actions). Each labelled state then teaches how the action changes around it, not just
-    #: the action; the expert is a network we hold, so the same query answers both. 0: actions only.
-    jacobian_weight: float = 0.0
-    buffer_size: int = 1_000_000
-    #: Probability of executing the expert's action while DAgger collects: "0" (always the learner,
-    #: the article), "linear:N" (1 -> 0 over N iterations) or "exp:P" (P**iteration).
-    beta_schedule: str = "0"
-    #: Perturbation of executed actions while collecting demos and DAgger data (labels stay clean): Gaussian
-    #: std as a fraction of half the action range (Box), or random-action probability (Discrete). 0: none.
-    noise: float = 0.0
-    net_arch: list[int] = field(default_factory=lambda: [64, 64])
-    #: Independent actors of ``net_arch``, each fitted on the same labels with its own initialization and
-    #: minibatches; the learner acts with their mean. They are packed into one MLP of ``ensemble`` times
-    #: the width (block-diagonal weights, :func:`sb3_il.policy.pack_ensemble`), so the output is still a plain
-    #: PPO policy. Averaging cancels part of each fit's noise, which on a hard expert swings single runs by
-    #: tens of points. Each actor takes ``grad_steps`` per fit; the gradient steps a run reports are one
-    #: actor's, so an ensemble does ``ensemble`` times that work. 1: one actor (the article).
-    ensemble: int = 1
-    #: Keep the best of the last ``select_last`` iterates instead of the last (DAgger's guarantee is for the
-    #: best policy of the sequence), judged on ``select_episodes`` deterministic validation episodes per
-    #: candidate, on seeds apart from the evaluation's. They cost env steps (counted), no expert labels.
-    #: 0 or 1: the last iterate (the article).
-    select_last: int = 0
-    select_episodes: int = 20
-    #: Standardize observations with statistics of the training data (saved as vec_normalize.pkl).
-    normalize: bool = True
-    #: Episodes per evaluation after each iteration (0: none, the curve has gaps), and for the final
-    #: learner/expert numbers.
-    eval_episodes: int = 5
-    final_eval_episodes: int = 20
-    #: Evaluate in a second process while training goes on (same numbers, less wall time on 2+ cores).
-    background_eval: bool = True
-    #: Reuse saved demonstrations (imitation's format) instead of querying the expert for them.
-    demos: str | None = None
+    algo: str = setting("dagger", "bc (one fit on expert demonstrations) or dagger")
+    env_id: str = setting("Hopper-v4", "gymnasium env id, e.g. Ant-v4")
+    expert: str | None = setting(
+        None, "the expert: a Hub repo (ORG/ALGO-ENV, e.g. sb3/sac-Hopper-v3) or a local SB3 zip; default per env"
+    )
+    seed: int = setting(0, "seed of everything random in the run (evaluation seeds are fixed apart)")
+    n_demo_steps: int = setting(
+        1000, "expert transitions to train on first: whole episodes are collected, this many count as labels"
+    )
+    n_iters: int = setting(10, "DAgger iterations after the fit on the demonstrations (bc: 0)")
+    steps_per_iter: int = setting(1000, "learner steps each DAgger iteration collects and has the expert label")
+    candidates_per_label: int = setting(
+        1,
+        "visit this many times --steps-per-iter learner states per iteration and label only the least covered "
+        "(k-center): env steps are cheap, labels are the budget; 1: label every visited state",
+    )
+    reset_each_iter: bool = setting(
+        True,
+        "each iteration's collection starts a fresh episode; --continue-episodes goes on with the one cut off",
+        flag="--continue-episodes",
+    )
+    grad_steps: int = setting(1000, "gradient steps per fit (one fit per iteration)")
+    batch_size: int = setting(100, "minibatch size")
+    lr: float = setting(5e-3, "Adam learning rate")
+    lr_schedule: str = setting("constant", "constant, or cosine: annealed to 0 within every fit")
+    bounded_loss: bool = setting(
+        False, "no loss for an output past an action bound when the label sits on it (the env clips both)"
+    )
+    jacobian_weight: float = setting(
+        0.0, "Sobolev loss: weight of the MSE on the expert's d action / d observation (Box actions); 0: off"
+    )
+    buffer_size: int = setting(1_000_000, "capacity of the aggregated dataset (FIFO beyond it)")
+    beta_schedule: str = setting(
+        "0", "probability of executing the expert's action while collecting: 0, linear:N or exp:P"
+    )
+    noise: float = setting(
+        0.0, "perturb executed actions while collecting (Gaussian std as a fraction of half the range); labels clean"
+    )
+    net_arch: list[int] = setting(help="hidden layer sizes of the MLP", default_factory=lambda: [64, 64])
+    ensemble: int = setting(
+        1, "independent actors fitted on the same labels, acting with their mean (saved as one wider MLP)"
+    )
+    select_last: int = setting(
+        0, "keep the best of the last N iterates on validation episodes (reads the env's reward); 0: the last"
+    )
+    select_episodes: int = setting(20, "validation episodes per candidate iterate (with --select-last)")
+    normalize: bool = setting(
+        True, "standardize observations with the data's statistics (saved as vec_normalize.pkl)", flag="--no-normalize"
+    )
+    eval_episodes: int = setting(5, "evaluation episodes after each iteration (0: the final evaluation only)")
+    final_eval_episodes: int = setting(20, "evaluation episodes of the final policy and of the expert")
+    background_eval: bool = setting(
+        True, "evaluate in a second process while training goes on (same numbers)", flag="--no-background-eval"
+    )
+    demos: str | None = setting(None, "train on saved demonstrations (a run's demos/ folder) instead of collecting")
 
     def validate(self) -> None:
-        """Reject settings that would crash later or silently train nothing."""
+        """Reject settings that would crash later or silently train nothing (no env needed)."""
+        check_fields(self)
         if self.algo not in ALGOS:
             raise UserError(f"unknown algo {self.algo!r}; use one of {', '.join(ALGOS)}")
-        if self.algo == "dagger" and int(self.n_iters) <= 0:
+        if self.algo == "dagger" and self.n_iters <= 0:
             raise UserError(f"--n-iters must be a positive integer for dagger, got {self.n_iters}")
-        for name in (
-            "n_demo_steps",
-            "steps_per_iter",
-            "candidates_per_label",
-            "ensemble",
-            "grad_steps",
-            "batch_size",
-            "buffer_size",
-            "final_eval_episodes",
-            "select_episodes",
-        ):
-            if int(getattr(self, name)) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if int(self.select_last) < 0:
-            raise UserError(f"--select-last must be 0 (keep the last iterate) or more, got {self.select_last}")
-        if int(self.eval_episodes) < 0:
-            raise UserError(f"--eval-episodes must be 0 (final evaluation only) or more, got {self.eval_episodes}")
+        positive = ("n_demo_steps", "steps_per_iter", "candidates_per_label", "ensemble", "grad_steps", "batch_size")
+        for name in (*positive, "buffer_size", "final_eval_episodes", "select_episodes"):
+            _check_range(name, getattr(self, name), 1)
+        for name in ("seed", "select_last", "eval_episodes", "n_iters"):
+            _check_range(name, getattr(self, name), 0)
         if not 0 <= self.noise <= 1:
             raise UserError(f"--noise must be in [0, 1], got {self.noise}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not self.jacobian_weight >= 0:
             raise UserError(f"--jacobian-weight must be 0 (off) or more, got {self.jacobian_weight}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}")
-        if not self.net_arch or any(int(n) <= 0 for n in self.net_arch):
-            raise UserError(f"net_arch must be a list of positive layer sizes, got {self.net_arch}")
+        if not 0 < self.lr <= 1:
+            raise UserError(f"--lr must be > 0 and at most 1, got {self.lr}")
+        if not self.net_arch or any(n <= 0 for n in self.net_arch):
+            raise UserError(f"--net-arch must be positive layer sizes, got {self.net_arch}")
         if self.candidates_per_label > 1 and str(self.beta_schedule) != "0":
             raise UserError(
                 "--candidates-per-label > 1 needs --beta-schedule 0: each state where the expert acts is a query "
                 "beyond the label budget"
             )
-        from sb3_il.envs import make_env
-        from sb3_il.trainers import parse_beta_schedule
-
         parse_beta_schedule(self.beta_schedule)
-        env = make_env(self.env_id)
-        env.close()
-        if self.jacobian_weight > 0 and len(env.action_space.shape) != 1:
-            raise UserError(f"--jacobian-weight needs continuous (Box) actions, {self.env_id} has {env.action_space}")
-        if not self.expert:
-            raise UserError(
-                f"no default expert for {self.env_id} in zoo_configs/{self.algo}.yml; "
-                "pass --expert ORG/ALGO-ENV (a Hub repo such as sb3/sac-Hopper-v3)"
-            )
+        check_env_id(self.env_id)
 
     @property
     def run_name(self) -> str:
         return f"{self.algo}-{self.env_id}-s{self.seed}"
 
+    @property
+    def label_budget(self) -> int:
+        return self.n_demo_steps + self.n_iters * self.steps_per_iter
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def zoo_hyperparams(
-    algo: str, env_id: str, config_name: str | None = None, expert: str | None = None
-) -> dict[str, Any]:
-    """The Zoo-style entry for ``env_id`` in ``zoo_configs/{algo}[-{config_name}].yml`` (empty if absent).
+@dataclass
+class FinetuneConfig:
+    """A PPO fine-tuning run of an imitation policy (``sb3_il.finetune``)."""
+
+    env_id: str | None = setting(None, "gymnasium env id (default: the run's)")
+    timesteps: int = setting(200_000, "PPO timesteps")
+    seed: int = setting(0, "PPO seed")
+    mode: str = setting(
+        "prepared", "prepared (warm-up, calibrated noise, anchor), naive (PPO.load + learn) or scratch (fresh PPO)"
+    )
+    init_log_std: float | None = setting(
+        None,
+        "exploration log-std at the start (default: calibrated, the largest whose sampled episodes lose at most "
+        "10% of the expert's return, up to the env's max_log_std in zoo_configs/ppo.yml)",
+    )
+    vf_warmup_rollouts: int = setting(10, "critic-only rollouts before PPO updates the actor (0: off)")
+    vf_warmup_epochs: int = setting(10, "critic passes over each warm-up rollout")
+    anchor_coef: float | None = setting(
+        None, "pull toward the anchor policy after each update, in PPO epochs (0: off; default: 3 fragile, else 1)"
+    )
+    target_kl: float | None = setting(
+        None, "stop an update's epochs once the mean KL passes 1.5x this (0: no limit; default: 0.003 if fragile)"
+    )
+    anchor_fraction: float = setting(2.0, "the pull decays to 0 over this multiple of --timesteps")
+    ratchet_episodes: int = setting(
+        5, "the current policy becomes the anchor when its last N training episodes beat it (0: fixed anchor)"
+    )
+    final_log_std: float | None = setting(
+        -2.5, "the exploration log-std's ceiling falls linearly to this by the end (at or above the start: off)"
+    )
+    eval_every: int = setting(10_000, "timesteps between evaluations")
+    eval_episodes: int = setting(50, "deterministic episodes per evaluation, on fixed seeds")
+    ppo: dict[str, Any] | None = setting(None, "PPO settings over zoo_configs/ppo.yml's for the env")
+
+    def validate(self) -> None:
+        check_fields(self)
+        if self.env_id is None:
+            raise UserError("pass --env ENV_ID: the source does not name its env")
+        if self.mode not in FINETUNE_MODES:
+            raise UserError(f"--mode must be one of {', '.join(FINETUNE_MODES)}, got {self.mode!r}")
+        for name in ("timesteps", "eval_every", "eval_episodes"):
+            _check_range(name, getattr(self, name), 1)
+        for name in ("seed", "vf_warmup_rollouts", "vf_warmup_epochs", "ratchet_episodes"):
+            _check_range(name, getattr(self, name), 0)
+        for name in ("anchor_coef", "target_kl"):
+            if getattr(self, name) is not None:
+                _check_range(name, getattr(self, name), 0)
+        if not self.anchor_fraction > 0:
+            raise UserError(f"--anchor-fraction must be > 0, got {self.anchor_fraction}")
+        if self.init_log_std is not None and not -20 <= self.init_log_std <= 2:
+            raise UserError(f"--init-log-std must be in [-20, 2], got {self.init_log_std}")
+
+
+FINETUNE_MODES = ("prepared", "naive", "scratch")
+
+
+def _check_range(name: str, value: float, low: float) -> None:
+    if not value >= low:
+        what = "a positive integer" if low == 1 else f"{low} or more"
+        raise UserError(f"--{name.replace('_', '-')} must be {what}, got {value}")
+
+
+def check_fields(config: Any) -> None:
+    """Each field holds a value of its declared type (finite numbers): config files are user input."""
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), str(f.type)
+        if value is None and "None" in kind:
+            continue
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "list[int]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+            "dict[str, Any]": isinstance(value, dict),
+        }[kind.split(" |")[0]]
+        if not ok:
+            raise UserError(f"{f.name} must be {kind.split(' |')[0]}, got {value!r}")
+
+
+def check_env_id(env_id: str) -> None:
+    """A registered gymnasium id (a registry lookup, no env built: :func:`sb3_il.envs.check_env_fits` builds it)."""
+    import gymnasium
+
+    if env_id not in gymnasium.registry:
+        raise UserError(f"unknown env {env_id!r}; use a gymnasium id such as Hopper-v4 or CartPole-v1")
+
+
+def parse_beta_schedule(spec: str) -> Callable[[int], float]:
+    """β(iteration) = probability of executing the expert's action while DAgger collects (iteration ≥ 1)."""
+    kind, _, arg = str(spec).partition(":")
+    try:
+        if kind == "0" and not arg:
+            return lambda it: 0.0
+        if kind == "linear" and int(arg) > 0:
+            return lambda it: max(0.0, 1.0 - it / int(arg))
+        if kind == "exp" and 0 <= float(arg) <= 1:
+            return lambda it: float(arg) ** it
+    except ValueError:
+        pass
+    raise UserError(f"bad --beta-schedule {spec!r}; use 0, linear:N (N > 0) or exp:P (0 <= P <= 1)")
+
+
+def zoo_file(name: str) -> Any:
+    """A YAML file of the packaged ``zoo_configs`` (safe loader: data only)."""
+    return yaml.safe_load(resources.files("sb3_il").joinpath("zoo_configs", name).read_text()) or {}
+
+
+def config_names(algo: str) -> list[str]:
+    stems = [p.name[: -len(".yml")] for p in resources.files("sb3_il").joinpath("zoo_configs").iterdir()]
+    return [ARTICLE] + sorted(s.split("-", 1)[1] for s in stems if s.startswith(f"{algo}-"))
+
+
+def default_expert(env_id: str) -> str | None:
+    return zoo_file("experts.yml").get(env_id)
+
+
+def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None, expert: str | None = None) -> dict:
+    """The entry for ``env_id`` in ``zoo_configs/{algo}-{config_name}.yml`` (the article's config: none).
 
     An entry's optional ``by_expert`` map (Hub repo -> keys) adjusts it when imitating another expert than
-    the entry's own: what suits one expert's labels need not suit another's on the same env.
+    the env's default.
     """
-    stem = algo if config_name in (None, "article") else f"{algo}-{config_name}"
-    path = ZOO_CONFIGS / f"{stem}.yml"
-    if not path.exists():
-        choices = sorted(p.stem for p in ZOO_CONFIGS.glob(f"{algo}*.yml"))
-        raise UserError(f"no config {path.name}; available: {', '.join(choices)}")
-    table = yaml.safe_load(path.read_text()) or {}
-    entry = dict(table.get(env_id, {}))
+    if config_name in (None, ARTICLE):
+        return {}
+    if config_name not in config_names(algo):
+        raise UserError(f"no config {algo}-{config_name}.yml; available: {', '.join(config_names(algo))}")
+    entry = dict(zoo_file(f"{algo}-{config_name}.yml").get(env_id, {}))
     by_expert = entry.pop("by_expert", None) or {}
-    return entry | by_expert.get(expert or entry.get("expert"), {})
+    return entry | by_expert.get(expert or default_expert(env_id), {})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A saved run's ``config.yml`` as a mapping, or a one-line error (it is user input)."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UserError(f"cannot read config file {path}: {first_line(err)}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must be a mapping of settings (a run's config.yml), not {values!r:.40}")
+    return values
 
 
 def make_config(
-    algo: str, env_id: str, overrides: dict[str, Any], config_name: str | None = None, config_file: str | None = None
+    algo: str | None,
+    env_id: str | None,
+    overrides: dict[str, Any],
+    config_name: str | None = None,
+    config_file: str | None = None,
 ) -> TrainConfig:
-    """Defaults < zoo config for (algo, env) < ``config_file`` (a saved run's config.yml) < CLI overrides."""
+    """Defaults < zoo config for (algo, env) < ``config_file`` (a saved run's config.yml) < CLI overrides.
+
+    ``algo`` and ``env_id`` may be None with a config file (it names them); given, they must agree with it.
+    """
     values: dict[str, Any] = {}
     if config_file is not None:
-        try:
-            values.update(yaml.safe_load(Path(config_file).read_text()))
-        except (OSError, yaml.YAMLError) as err:
-            raise UserError(f"cannot read config file {config_file}: {err}".splitlines()[0]) from None
+        values.update(read_config_file(config_file))
+        for flag, name, given in (("--algo", "algo", algo), ("--env", "env_id", env_id)):
+            if given is not None and values.get(name, given) != given:
+                raise UserError(f"{flag} {given} conflicts with the config file's {name} {values[name]}; drop {flag}")
+        if config_name is not None:
+            raise UserError("--config and --config-file both choose settings; pass one")
         algo, env_id = values.get("algo", algo), values.get("env_id", env_id)
-    else:
+    if algo is None or env_id is None:
+        raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
+    if config_file is None:
+        values["expert"] = default_expert(env_id)
         values.update(zoo_hyperparams(algo, env_id, config_name, overrides.get("expert")))
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.update(algo=algo, env_id=env_id)
@@ -194,3 +313,9 @@ def make_config(
     config = TrainConfig(**values)
     config.validate()
     return config
+
+
+def ppo_hyperparams(env_id: str) -> dict[str, Any]:
+    """PPO's settings for fine-tuning on ``env_id``: ``zoo_configs/ppo.yml``'s default, then the env's entry."""
+    table = zoo_file("ppo.yml")
+    return dict(table["default"]) | dict(table.get(env_id, {}))

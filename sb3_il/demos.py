@@ -7,7 +7,6 @@ they load in ``imitation`` too, and ``--demos PATH`` lets a run reuse them inste
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,10 +17,11 @@ from imitation.data.types import Trajectory
 from imitation.data.wrappers import RolloutInfoWrapper
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from sb3_il.config import UserError
 from sb3_il.envs import make_env
-from sb3_il.evaluation import ActFn
+from sb3_il.errors import UserError
 from sb3_il.experts import Expert
+from sb3_il.files import staged_dir
+from sb3_il.policy import ActFn
 
 
 def with_noise(act: ActFn, noise: float, space: gym.Space, rng: np.random.Generator) -> ActFn:
@@ -76,7 +76,7 @@ def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int, noise:
 
 
 def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:
-    """Write under a temporary name, then rename: an interrupted save never leaves a loadable half.
+    """Write a new folder (:func:`sb3_il.files.staged_dir`): an interrupted save never leaves a loadable half.
 
     ``datasets`` (which ``imitation.data.serialize`` uses) is imported here rather than with the module:
     with aiohttp and pandas it takes 0.5-1 s, which a run saves by calling this in its evaluation worker.
@@ -84,19 +84,25 @@ def save_demos(path: Path, trajectories: Sequence[Trajectory]) -> None:
     import datasets
     from imitation.data import serialize
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     datasets.disable_progress_bars()
-    shutil.rmtree(tmp, ignore_errors=True)
-    serialize.save(tmp, trajectories)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with staged_dir(path) as stage:
+        serialize.save(stage, trajectories)
 
 
-def load_demos(path: str | Path, env: gym.Env | None = None) -> Sequence[Trajectory]:
-    """imitation-format demonstrations; with ``env``, a one-line error unless they fit its spaces."""
+def load_demos(path: str | Path, env: gym.Env | None = None, trust_remote_code: bool = False) -> Sequence[Trajectory]:
+    """imitation-format demonstrations; with ``env``, a one-line error unless they fit its spaces.
+
+    A folder (HF datasets arrow files) holds data only. imitation's older single-file formats are pickles,
+    which could run code: they load only with ``trust_remote_code``.
+    """
     from imitation.data import serialize
 
+    path = Path(path)
+    if path.is_file() and not trust_remote_code:
+        raise UserError(
+            f"{path} is a pickled file, which could run code when loaded; pass a demos folder (HF datasets, e.g. "
+            "runs/<run>/demos), or --trust-remote-code only if you trust its source"
+        )
     try:
         trajectories = serialize.load(path)
     except Exception as err:  # datasets/pickle raise many types for a missing or corrupt file

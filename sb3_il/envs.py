@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
+import os
 
-from sb3_il.config import UserError
+import gymnasium as gym
+import numpy as np
+
+from sb3_il.config import TrainConfig
+from sb3_il.errors import UserError, first_line
 
 
 def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
@@ -13,14 +17,40 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
         return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as err:
         raise UserError(
-            f"unknown env {env_id!r} ({err}); use a gymnasium id such as Hopper-v4 or CartPole-v1"
+            f"unknown env {env_id!r} ({first_line(err)}); use a gymnasium id such as Hopper-v4 or CartPole-v1"
         ) from None
     except ValueError as err:
         if "XML" in str(err):
             raise UserError(
-                f"{env_id} does not build under the installed mujoco ({str(err).splitlines()[0]}); "
+                f"{env_id} does not build under the installed mujoco ({first_line(err)}); "
                 "its XML predates mujoco 3, use another env (e.g. Hopper-v4, Ant-v4)"
             ) from None
         raise
     except ImportError as err:
         raise UserError(f"{env_id} needs an extra dependency: {err}; pip install 'gymnasium[mujoco]'") from None
+
+
+def check_env_fits(config: TrainConfig) -> None:
+    """The checks of ``config`` that need its env built, before anything is trained or written."""
+    env = make_env(config.env_id)
+    env.close()
+    if not config.expert:
+        raise UserError(
+            f"no default expert for {config.env_id} in zoo_configs/experts.yml; "
+            "pass --expert ORG/ALGO-ENV (a Hub repo such as sb3/sac-Hopper-v3) or a local model zip"
+        )
+    if config.jacobian_weight > 0 and not isinstance(env.action_space, gym.spaces.Box):
+        raise UserError(f"--jacobian-weight needs continuous (Box) actions, {config.env_id} has {env.action_space}")
+    # The buffer allocates lazily, so an impossible size would only fail once filled: check it up front.
+    row = 4 * (int(np.prod(env.observation_space.shape)) + max(1, int(np.prod(env.action_space.shape))))
+    needed = min(config.buffer_size, config.label_budget) * row
+    if needed > available_memory():
+        raise UserError(
+            f"--buffer-size {config.buffer_size} needs {needed / 2**30:.1f} GiB for {config.env_id}'s labels, more "
+            "than this machine has; lower it"
+        )
+
+
+def available_memory() -> int:
+    """Bytes of physical memory (the buffer must fit in it)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -29,11 +29,19 @@ import mujoco
 import numpy as np
 
 from sb3_il.envs import make_env
+from sb3_il.errors import first_line
 from sb3_il.experts import Expert
-from sb3_il.files import write_json
+from sb3_il.files import atomic_write, write_json
+from sb3_il.policy import ActFn
 
-ActFn = Callable[[np.ndarray], np.ndarray]
 T = TypeVar("T")
+
+#: Evaluation episodes use seeds EVAL_SEED, EVAL_SEED+1, ... for every run: never the training envs' seeds,
+#: and the same starts for the expert and for learners of every seed.
+EVAL_SEED = 1_000_000
+#: First seed of the episodes that choose among iterates (``select_last``): apart from the evaluation's,
+#: so the reported return is not the one the choice was made on.
+VALIDATION_SEED = 2_000_000
 
 
 class EpisodeRunner:
@@ -204,26 +212,61 @@ def evaluate_expert(
     the env, the seeds and the simulator's version. Every run of a benchmark then compares against the
     same expert numbers without re-simulating them.
     """
+    if not expert.revision:  # nothing names this exact expert (a callable): no cache
+        return evaluator.submit(expert, n_episodes)
     key = (
         f"{expert.repo_id}@{expert.revision}|{env_id}|seed={seed}|n={n_episodes}"
         f"|mujoco={mujoco.__version__}|gymnasium={gym.__version__}"
     )
     path = expert_returns_cache()
-    cache = json.loads(path.read_text()) if path.exists() else {}
-    if key in cache:
-        return completed(np.asarray(cache[key]))
+    cached = read_cache(path).get(key)
+    if isinstance(cached, list) and len(cached) == n_episodes:
+        return completed(np.asarray(cached, dtype=float))
 
     def store(done: Future[np.ndarray]) -> None:
         if done.exception() is None:
-            latest = json.loads(path.read_text()) if path.exists() else {}
-            write_json(path, latest | {key: done.result().tolist()})
+            write_json(path, read_cache(path) | {key: done.result().tolist()})
 
     future = evaluator.submit(expert, n_episodes)
     future.add_done_callback(store)
     return future
 
 
+def read_cache(path: Path) -> dict:
+    """The expert-returns cache; a missing, corrupt or foreign file counts as empty (it is rebuilt)."""
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
 def percent_of_expert(learner_return: float, expert_return: float) -> float:
     """``100 * learner / expert``, generalised so that worse is always below 100 when the expert's
     return is negative (Pendulum): ``100 * (1 + (learner - expert) / |expert|)``."""
     return 100.0 * (1.0 + (learner_return - expert_return) / abs(expert_return))
+
+
+def record_video(act: ActFn, env_id: str, path: Path, seed: int = EVAL_SEED, max_steps: int = 1000) -> str | None:
+    """Render one deterministic episode of ``act`` to an mp4 at ``path``; returns why not if rendering is
+    unavailable here (MuJoCo needs ``MUJOCO_GL=egl`` and its system library on a machine without a screen)."""
+    import imageio.v2 as imageio
+
+    try:
+        env = make_env(env_id, render_mode="rgb_array")
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+        for _ in range(max_steps):
+            obs, _, terminated, truncated, _ = env.step(act(obs[None])[0])
+            frames.append(env.render())
+            if terminated or truncated:
+                break
+        fps = env.metadata.get("render_fps", 30)
+        env.close()
+    except Exception as err:  # GL/EGL/pygame failures come in many types; the message says which
+        return f"{type(err).__name__}: {first_line(err)}"
+    atomic_write(
+        path,
+        lambda p: imageio.mimsave(p, [np.asarray(f) for f in frames], format="FFMPEG", fps=fps, macro_block_size=1),
+    )
+    return None

@@ -14,10 +14,7 @@ live here, so the rest of the package only ever sees an :class:`Expert`:
 
 from __future__ import annotations
 
-import io
-import json
-import pickle
-import zipfile
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +23,14 @@ from types import SimpleNamespace
 import gymnasium as gym
 import numpy as np
 import torch as th
-import yaml
 from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 from huggingface_sb3 import load_from_hub
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_il.config import UserError
+from sb3_il.errors import UserError, first_line
 from sb3_il.policy import ObsNormalizer
+from sb3_il.trust import load_model, read_vec_normalize, read_yaml, zip_data
 
 
 def _algo_classes() -> dict[str, type[BaseAlgorithm]]:
@@ -58,26 +54,6 @@ def _algo_classes() -> dict[str, type[BaseAlgorithm]]:
     }
 
 
-class _GymToGymnasiumUnpickler(pickle.Unpickler):
-    """Unpickles objects saved under old ``gym`` by resolving ``gym.*`` classes in ``gymnasium``."""
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - signature fixed by pickle
-        if module == "gym" or module.startswith("gym."):
-            module = "gymnasium" + module[len("gym") :]
-        return super().find_class(module, name)
-
-
-def read_vec_normalize(path: Path) -> VecNormalize:
-    """A pickled ``VecNormalize`` without its venv (``set_venv`` attaches one), also one saved under old gym."""
-    try:
-        return _GymToGymnasiumUnpickler(io.BytesIO(Path(path).read_bytes())).load()
-    except Exception as err:  # truncated files and foreign pickles raise many types
-        raise UserError(
-            f"could not read {path} ({type(err).__name__}: {err})".splitlines()[0]
-            + "; replace it (delete it from the Hub cache, or re-run what wrote it)"
-        ) from None
-
-
 def _pad_ant_contact_forces(obs: np.ndarray) -> np.ndarray:
     """Ant-v2/v3 appended 84 contact-force entries that Ant-v4 leaves out; they are ~0 in those versions."""
     return np.concatenate([obs, np.zeros((obs.shape[0], 84), dtype=obs.dtype)], axis=1)
@@ -90,12 +66,14 @@ OBS_ADAPTERS: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {(111,
 
 @dataclass
 class ExpertFiles:
-    """Local paths of an expert's files, as resolved through the Hub cache."""
+    """Local paths of an expert's files, as resolved through the Hub cache (or given on disk)."""
 
     repo_id: str
     algo: str
     model_path: Path
     vec_normalize_path: Path | None
+    #: The Hub commit the files came from (a local zip: a hash of its bytes), so results name the exact expert.
+    revision: str = ""
 
 
 def _hub_file(repo_id: str, filename: str) -> Path:
@@ -114,32 +92,53 @@ def _hub_file(repo_id: str, filename: str) -> Path:
 
 def download_expert(repo_id: str) -> ExpertFiles:
     """Fetch an RL-Zoo-layout repo (``{name}.zip``, ``config.yml``, maybe ``vec_normalize.pkl``)."""
-    if repo_id.count("/") != 1:
-        raise UserError(f"expert {repo_id!r} is not a Hub repo id; use the form ORG/ALGO-ENV, e.g. sb3/ppo-CartPole-v1")
+    if repo_id.count("/") != 1 or not all(part and part not in (".", "..") for part in repo_id.split("/")):
+        raise UserError(
+            f"expert {repo_id!r} is neither a model zip nor a Hub repo id; use ORG/ALGO-ENV (e.g. sb3/ppo-CartPole-v1) "
+            "or a path to an SB3 .zip"
+        )
     name = repo_id.split("/")[1]
+    algo = _algo_of(name, repo_id)
+    model_path = _hub_file(repo_id, f"{name}.zip")
+    config = read_yaml(_hub_file(repo_id, "config.yml"))
+    normalize = dict(config or {}).get("normalize", False) if isinstance(config, dict) else False
+    vec_normalize_path = _hub_file(repo_id, "vec_normalize.pkl") if normalize else None
+    return ExpertFiles(repo_id, algo, model_path, vec_normalize_path, model_path.parent.name)
+
+
+def local_expert(path: Path) -> ExpertFiles:
+    """A model zip on disk, RL Zoo named (``{algo}-....zip``), with ``vec_normalize.pkl`` beside it if any."""
+    path = Path(path)
+    vec_normalize = path.parent / "vec_normalize.pkl"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    stats = vec_normalize if vec_normalize.is_file() else None
+    return ExpertFiles(str(path), _algo_of(path.stem, str(path)), path, stats, f"sha256:{digest}")
+
+
+def expert_files(expert: str) -> ExpertFiles:
+    """A local ``.zip`` if ``expert`` names one, else a Hub repo id."""
+    return local_expert(Path(expert)) if expert.endswith(".zip") and Path(expert).is_file() else download_expert(expert)
+
+
+def _algo_of(name: str, source: str) -> str:
     algo = name.split("-")[0].lower()
     if algo not in _algo_classes():
         raise UserError(
-            f"cannot tell the algorithm of {repo_id!r}: the repo name must start with one of "
-            f"{', '.join(sorted(_algo_classes()))} (RL Zoo naming, e.g. sb3/tqc-Hopper-v3)"
+            f"cannot tell the algorithm of {source!r}: the name must start with one of "
+            f"{', '.join(sorted(_algo_classes()))} and a dash (RL Zoo naming, e.g. tqc-Hopper-v3)"
         )
-    model_path = _hub_file(repo_id, f"{name}.zip")
-    config = yaml.load(_hub_file(repo_id, "config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    normalize = dict(config or {}).get("normalize", False)
-    vec_normalize_path = _hub_file(repo_id, "vec_normalize.pkl") if normalize else None
-    return ExpertFiles(repo_id, algo, model_path, vec_normalize_path)
+    return algo
 
 
 def saved_spaces(model_path: Path) -> tuple[tuple[int, ...], dict]:
     """Read the saved spaces' shape and type from the zip's JSON, without unpickling old gym classes."""
+    data = zip_data(model_path)
     try:
-        with zipfile.ZipFile(model_path) as archive:
-            data = json.loads(archive.read("data"))
         return _json_shape(data["observation_space"]), data["action_space"]
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+    except (KeyError, TypeError) as err:
         raise UserError(
-            f"{model_path} is not a valid SB3 model zip ({err}); replace it (delete it from the Hub cache and "
-            "re-download, or re-run what wrote it)"
+            f"{model_path} is not a valid SB3 model zip (no {first_line(err)}); replace it (delete it from the Hub "
+            "cache and re-download, or re-run what wrote it)"
         ) from None
 
 
@@ -183,6 +182,8 @@ class Expert:
         self.env_spaces = env_spaces
         self.normalizer = normalizer
         self.adapt = adapt
+        #: Whether its files were loaded with --trust-remote-code (a worker reloading it does the same).
+        self.trust_remote_code = False
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs)
@@ -222,15 +223,16 @@ class Expert:
     def __reduce__(self):  # noqa: ANN204 - pickle protocol
         """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
         that cannot cross processes, and a background worker reads the same Hub cache anyway."""
-        return load_expert, (self.repo_id, self.env_spaces)
+        return load_expert, (self.repo_id, self.env_spaces, self.trust_remote_code)
 
 
-def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> Expert:
-    """Load ``repo_id`` from the Hub (or its offline cache) as an :class:`Expert` for ``env``'s spaces.
+def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object, trust_remote_code: bool = False) -> Expert:
+    """Load ``repo_id`` (a Hub repo, or a local model zip) as an :class:`Expert` for ``env``'s spaces.
 
     ``env`` is anything with ``observation_space`` and ``action_space`` (a gymnasium env or SB3 VecEnv).
+    Nothing in the files runs code unless ``trust_remote_code`` (see :mod:`sb3_il.trust`).
     """
-    files = download_expert(repo_id)
+    files = expert_files(repo_id)
     env_id = getattr(getattr(env, "spec", None), "id", None) or "this env"
     obs_space, act_space = env.observation_space, env.action_space
     saved_obs_shape, saved_act = saved_spaces(files.model_path)
@@ -249,25 +251,34 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object) -> E
             )
         adapt = OBS_ADAPTERS[key]
     expert_obs_space = gym.spaces.Box(-np.inf, np.inf, saved_obs_shape, np.float32)
-    custom_objects = {
-        "learning_rate": 0.0,
-        "lr_schedule": lambda _: 0.0,
-        "clip_range": lambda _: 0.0,
-        "observation_space": expert_obs_space,
-        "action_space": act_space,
-    }
-    try:
-        model = _algo_classes()[files.algo].load(files.model_path, custom_objects=custom_objects, device="cpu")
-    except (zipfile.BadZipFile, EOFError, RuntimeError, KeyError, ValueError) as err:
-        raise UserError(
-            f"could not load {files.model_path} ({type(err).__name__}: {err}); "
-            "delete it from the Hub cache and re-download".splitlines()[0]
-        ) from None
+    spaces = {"observation_space": expert_obs_space, "action_space": act_space}
+    model = load_model(_algo_classes()[files.algo], files.model_path, spaces, trust_remote_code)
     normalizer = None
     if files.vec_normalize_path is not None:
-        vec_normalize = read_vec_normalize(files.vec_normalize_path)
+        vec_normalize = read_vec_normalize(files.vec_normalize_path, trust_remote_code)
         if vec_normalize.norm_obs:
             rms = vec_normalize.obs_rms
             normalizer = ObsNormalizer(rms.mean, rms.var, vec_normalize.clip_obs, vec_normalize.epsilon)
-    spaces = SimpleNamespace(observation_space=obs_space, action_space=act_space, spec=getattr(env, "spec", None))
-    return Expert(model.policy, repo_id, normalizer, adapt, files.model_path.parent.name, spaces)
+    env_spaces = SimpleNamespace(observation_space=obs_space, action_space=act_space, spec=getattr(env, "spec", None))
+    expert = Expert(model.policy, repo_id, normalizer, adapt, files.revision, env_spaces)
+    expert.trust_remote_code = trust_remote_code
+    return expert
+
+
+class CallableExpert:
+    """A user's expert given as a function (a scripted controller, a non-SB3 policy): obs batch -> actions.
+
+    It has no network to differentiate (no Sobolev loss) and no files to reload, so it is evaluated in the
+    training process and its returns are not cached.
+    """
+
+    def __init__(self, act: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> None:
+        self.act = act
+        self.repo_id = name or f"callable:{getattr(act, '__qualname__', type(act).__name__)}"
+        self.revision = ""
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.act(np.asarray(obs)))
+
+    def jacobian(self, obs: np.ndarray) -> np.ndarray:
+        raise UserError("--jacobian-weight needs an SB3 expert (a network to differentiate), not a callable")

@@ -1,7 +1,13 @@
-"""Atomic outputs: a reader (or a crash) never sees a half-written file or a run folder that looks complete."""
+"""Outputs: atomic files, and output folders that are staged, locked and only ever replace sb3-il's own.
+
+A reader (or a crash) never sees a half-written file or a folder that looks complete; a command never
+deletes a folder it did not write (recognised by :data:`MARKER`), and two commands writing the same
+folder at once cannot mix their files: the second one refuses.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -13,15 +19,30 @@ from typing import Any
 
 import yaml
 
+from sb3_il.errors import UserError, first_line
+
+#: The file in every folder sb3-il writes: only such a folder may be replaced by a later command.
+MARKER = ".sb3-il"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp_path)`` and then rename into ``path`` (same directory, so the rename is atomic)."""
+    """Call ``write(tmp_path)`` and then rename into ``path`` (same directory, so the rename is atomic).
+
+    The file gets the mode a plain ``open`` would (0644 under the usual umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -36,26 +57,83 @@ def write_yaml(path: Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(yaml.safe_dump(data, sort_keys=False)))
 
 
+def is_own(folder: Path) -> bool:
+    """A real folder (no symlink) that an sb3-il command wrote."""
+    return folder.is_dir() and not folder.is_symlink() and (folder / MARKER).is_file()
+
+
+def check_replaceable(final: Path) -> None:
+    """A one-line error unless ``final`` is new, an empty folder, or sb3-il's own earlier output."""
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise UserError(f"{final} exists and is not a folder; choose another output")
+    if not final.exists() or is_own(final):
+        return
+    here = Path.cwd().resolve()
+    if any(final.iterdir()) or final.resolve() in (here, *here.parents):
+        raise UserError(
+            f"{final} exists and was not written by sb3-il; choose a new folder (nothing in it was touched)"
+        )
+
+
+@contextmanager
+def _lock(final: Path) -> Iterator[None]:
+    """Hold ``{final}.lock`` while writing ``final``: a second writer refuses instead of clobbering."""
+    path = final.with_name(final.name + ".lock")
+    handle = open(path, "a")  # noqa: SIM115 - held for the block
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"another sb3-il command is writing {final}; wait for it or choose another name") from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
 @contextmanager
 def staged_dir(final: Path, discard_on: tuple[type[BaseException], ...] = ()) -> Iterator[Path]:
-    """Build a folder under a temporary name and swap it into ``final`` only if the block succeeds.
+    """Build a folder under ``{final}.incomplete`` and swap it into ``final`` only if the block succeeds.
 
-    A failed block leaves ``final`` (an earlier good run, if any) untouched and the partial work in
-    ``{final}.incomplete`` for inspection, without a ``results.json`` that would make it look done;
-    exceptions in ``discard_on`` (bad input: nothing worth inspecting) remove it instead.
+    ``final`` must be new, empty, or sb3-il's own earlier output (which it then replaces). A failed block
+    leaves ``final`` untouched and the partial work in ``{final}.incomplete`` for inspection; exceptions in
+    ``discard_on`` (bad input: nothing worth inspecting) remove it.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = final.with_name(final.name + ".incomplete")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
+    check_replaceable(final)
     try:
-        yield stage
-    except discard_on:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old = final.with_name(final.name + ".old")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(stage, final)
-    shutil.rmtree(old, ignore_errors=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock(final)
+        lock.__enter__()
+    except OSError as err:
+        raise UserError(f"cannot write {final}: {first_line(err)}; choose a writable folder") from None
+    try:
+        check_replaceable(final)  # again, now that no other sb3-il writer can change it
+        stage = final.with_name(final.name + ".incomplete")
+        _clear(stage)
+        stage.mkdir()
+        (stage / MARKER).write_text("written by sb3-il\n")
+        try:
+            yield stage
+        except discard_on:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        old = final.with_name(final.name + ".old")
+        _clear(old)
+        if final.exists() and not any(final.iterdir()):
+            final.rmdir()  # an empty folder the user made for the output
+        elif final.exists():
+            os.replace(final, old)
+        os.replace(stage, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _clear(path: Path) -> None:
+    """Make way for ``path``: a leftover of sb3-il's own is removed, anything else refused."""
+    if path.is_symlink() or path.exists():
+        if not is_own(path):
+            raise UserError(f"{path} is in the way and was not written by sb3-il; move it away")
+        shutil.rmtree(path)

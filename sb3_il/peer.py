@@ -26,9 +26,8 @@ from torch import nn
 from sb3_il.config import TrainConfig
 from sb3_il.demos import load_demos
 from sb3_il.envs import make_env
-from sb3_il.evaluation import EpisodeRunner
+from sb3_il.evaluation import EVAL_SEED, EpisodeRunner
 from sb3_il.experts import Expert, load_expert
-from sb3_il.trainers import EVAL_SEED
 
 
 class _ImitationExpert(BasePolicy):

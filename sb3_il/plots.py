@@ -19,14 +19,23 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 
 
 def learning_curve(
-    iterations: list[int], returns: list[float], stds: list[float], expert: float, title: str, path: Path
+    labels: list[int], returns: list[float], stds: list[float], expert: float, title: str, path: Path
 ) -> None:
-    """Return per iteration (iteration 0 = BC on the demos) with the expert's level as a line."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(iterations, returns, yerr=stds, marker="o", capsize=3, label="learner")
-    ax.axhline(expert, color="k", linestyle="--", label="expert")
-    ax.set(xlabel="DAgger iteration (0 = BC on demonstrations)", ylabel="episode return", title=title)
-    ax.legend()
+    """Return (± std over evaluation episodes) against expert labels used, with the expert's level as a line.
+
+    A BC run has one point, so it is drawn as two labelled bars, the policy and the expert, instead.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    if len(returns) == 1:
+        bars = ax.bar(["BC policy", "expert"], [returns[0], expert], yerr=[stds[0], 0], capsize=4,
+                      color=["tab:blue", "0.4"])  # fmt: skip
+        ax.bar_label(bars, fmt="%.0f", label_type="center", color="white")
+        ax.set(ylabel="episode return", title=f"{title}\n{labels[0]} expert labels")
+    else:
+        ax.errorbar(labels, returns, yerr=stds, marker="o", capsize=3, label="learner (± std over episodes)")
+        ax.axhline(expert, color="k", linestyle="--", label="expert")
+        ax.set(xlabel="expert labels (first point: BC on the demonstrations)", ylabel="episode return", title=title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
 
@@ -54,5 +63,5 @@ def finetune_curves(
         ax.axhline(expert, color="k", linestyle="--", label="expert")
     ax.set(xlabel="PPO timesteps", ylabel="episode return (deterministic)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     save_figure(fig, path)

@@ -26,6 +26,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_il.files import atomic_write
+from sb3_il.trust import load_model, read_vec_normalize
+
+#: Anything that maps a batch of raw observations to env actions: experts, learners, loaded policies.
+ActFn = Callable[[np.ndarray], np.ndarray]
 
 POLICY_FILE = "policy.zip"
 VEC_NORMALIZE_FILE = "vec_normalize.pkl"
@@ -190,13 +194,15 @@ def _spaces_venv(model: PPO) -> VecEnv:
     return DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
 
 
-def load_learner(folder: Path) -> tuple[PPO, VecNormalize | None]:
-    """Load a run's policy the way users do: ``PPO.load`` plus the frozen ``VecNormalize`` if there is one."""
+def load_learner(folder: Path, trust_remote_code: bool = False) -> tuple[PPO, VecNormalize | None]:
+    """Load a run's policy the way users do, ``PPO.load`` plus the frozen ``VecNormalize`` if there is one,
+    with nothing in the files run as code (:mod:`sb3_il.trust`)."""
     folder = Path(folder)
-    model = PPO.load(folder / POLICY_FILE, device="cpu")
+    model = load_model(PPO, folder / POLICY_FILE, trust_remote_code=trust_remote_code)
     if not (folder / VEC_NORMALIZE_FILE).exists():
         return model, None
-    vec_normalize = VecNormalize.load(str(folder / VEC_NORMALIZE_FILE), _spaces_venv(model))
+    vec_normalize = read_vec_normalize(folder / VEC_NORMALIZE_FILE, trust_remote_code)
+    vec_normalize.set_venv(_spaces_venv(model))
     vec_normalize.training = False
     return model, vec_normalize
 

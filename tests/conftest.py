@@ -5,11 +5,9 @@ If the cache is missing the expert tests must fail, not skip: CI then reports th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch as th
@@ -40,13 +38,11 @@ def runs_dir(tmp_path: Path, hub_cache: Path) -> Path:
     return tmp_path / "runs"
 
 
-def load_script(name: str) -> ModuleType:
-    """Import ``scripts/{name}.py`` (scripts are entry points, not package modules) to call its ``main``."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sb3_il(*args: str) -> int:
+    """The ``sb3-il`` command's main, in this process (its exit code)."""
+    from sb3_il.cli import main
+
+    return main([str(arg) for arg in args])
 
 
 FAST_EVAL = ["--eval-episodes", "2", "--final-eval-episodes", "5", "--quiet"]
@@ -54,8 +50,6 @@ FAST_EVAL = ["--eval-episodes", "2", "--final-eval-episodes", "5", "--quiet"]
 
 def train_run(runs_dir: Path, *args: str) -> dict:
     """Run ``train.py``'s main with a short evaluation; its results.json plus ``dir``, the run folder."""
-    from sb3_il.cli import main
-
-    assert main([*args, "--runs-dir", str(runs_dir), *FAST_EVAL]) == 0
+    assert sb3_il("train", *args, "--runs-dir", runs_dir, *FAST_EVAL) == 0
     run = next(p for p in sorted(runs_dir.iterdir()) if (p / "results.json").exists())
     return json.loads((run / "results.json").read_text()) | {"dir": run}

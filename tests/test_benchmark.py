@@ -3,13 +3,12 @@
 import csv
 
 import matplotlib.image as mpimg
-from conftest import load_script
+from conftest import sb3_il
 
 from sb3_il.benchmark import COLUMNS
 
 
 def test_benchmark_smoke(hub_cache, tmp_path):
-    script = load_script("benchmark")
     out = tmp_path / "report"
     args = [
         "--envs",
@@ -29,7 +28,7 @@ def test_benchmark_smoke(hub_cache, tmp_path):
         "--final-eval-episodes",
         "3",
     ]
-    assert script.main(args) == 0
+    assert sb3_il("benchmark", *args) == 0
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert list(rows[0]) == COLUMNS
@@ -48,6 +47,6 @@ def test_benchmark_smoke(hub_cache, tmp_path):
     # A second invocation reuses every finished run instead of training again.
     finished = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/results.json")}
     assert len(finished) == len(rows)
-    assert script.main(args) == 0
+    assert sb3_il("benchmark", *args) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/results.json")} == finished
     assert (out / "results.csv").read_text().count("\n") == len(rows) + 1

@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from sb3_il.config import TrainConfig, UserError, make_config
+from sb3_il.config import TrainConfig, make_config
+from sb3_il.errors import UserError
 
 
 def test_layering_defaults_zoo_then_cli(tmp_path):
@@ -30,7 +31,9 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
 
     saved = tmp_path / "config.yml"
     saved.write_text(yaml.safe_dump(strong.to_dict()))
-    assert make_config("bc", "CartPole-v1", {}, config_file=str(saved)) == strong  # a run's config replays it
+    assert make_config(None, None, {}, config_file=str(saved)) == strong  # a run's config replays it
+    with pytest.raises(UserError, match="--algo bc conflicts with the config file's algo dagger"):
+        make_config("bc", None, {}, config_file=str(saved))
 
 
 def test_unknown_keys_are_rejected(tmp_path):

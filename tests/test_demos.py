@@ -2,9 +2,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from sb3_il.config import UserError
 from sb3_il.demos import collect_demos, load_demos, save_demos, transitions, with_noise
 from sb3_il.envs import make_env
+from sb3_il.errors import UserError
 from sb3_il.experts import load_expert
 
 

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from sb3_il.config import UserError
 from sb3_il.envs import make_env
+from sb3_il.errors import UserError
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import load_expert
 

@@ -8,29 +8,27 @@ from collections import deque
 import matplotlib.image as mpimg
 import pytest
 import torch as th
-from conftest import load_script, train_run
+from conftest import sb3_il, train_run
 from stable_baselines3 import PPO
 
-from sb3_il.config import UserError
-from sb3_il.envs import make_env
-from sb3_il.finetune import (
+from sb3_il.anchored_ppo import (
     FRAGILE_LOG_STD,
     FRAGILE_TARGET_KL,
     LOG_STD_CANDIDATES,
     AnchoredPPO,
-    FinetuneConfig,
     anchor_strength,
     calibrate_log_std,
     exploration_log_std,
-    finetune,
     kl_limit,
-    ppo_hyperparams,
-    recorded_expert_return,
 )
+from sb3_il.config import FinetuneConfig, ppo_hyperparams
+from sb3_il.envs import make_env
+from sb3_il.errors import UserError
+from sb3_il.finetune import finetune, load_source
 
 
-def finetune_main(args: list[str]) -> int:
-    return load_script("finetune").main(args)
+def finetune_main(args: list) -> int:
+    return sb3_il("finetune", *args)
 
 
 def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
@@ -65,6 +63,7 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
     assert results["init_log_std"] > FRAGILE_LOG_STD or results["init_log_std"] == LOG_STD_CANDIDATES[-1]
     # The calibration measured the noise's cost against the expert's return that train.py recorded.
     assert results["expert_return"] == json.loads((run / "results.json").read_text())["expert_return_mean"]
+    assert finetune_main(["--run", str(run), "--out", str(run)]) == 2  # never over the run it starts from
     for name in ("policy.zip", "vec_normalize.pkl", "progress.csv", "config.yml", "finetune_curve.png"):
         assert (out / name).exists(), name
     assert list((out / "checkpoints").glob("*.zip"))
@@ -135,11 +134,12 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
 @pytest.mark.parametrize(
     ("source", "env", "message"),
     [
-        ("{tmp}", "Pendulum-v1", "no policy.zip"),
-        ("{tmp}", None, "has no config.yml to read the env from; pass --env"),
-        ("{tmp}/typo", None, "is not a run folder"),
+        ("{tmp}", "Pendulum-v1", "not a finished sb3-il run .no policy.zip"),
+        ("{tmp}", None, "not a finished sb3-il run .no policy.zip"),
+        ("{tmp}/typo", None, "neither a run folder nor a Hub repo id"),
         ("{tmp}/typo", "Pendulum-v1", "neither a run folder nor a Hub repo id"),
         ("sb3/tqc-Hopper-v3", "Hopper-v4", "holds a TQC model"),
+        ("sb3/ppo-CartPole-v1", None, "is a Hub repo; pass --env"),
         (
             "sb3/ppo-CartPole-v1",
             "Pendulum-v1",
@@ -147,13 +147,19 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
         ),
         ("sb3/ppo-CartPole-v1", "Nope-v0", "unknown env 'Nope-v0'"),
         ("{tmp}/corrupt", "CartPole-v1", "policy.zip is not a valid SB3 model zip .*re-run what wrote it"),
-        ("{tmp}/badconfig", None, "config.yml is not valid YAML .*re-run train.py"),
+        ("{tmp}/badconfig", None, "cannot read config file .*config.yml"),
+        ("{tmp}/unfinished", None, "no results.json"),
     ],
 )
 def test_finetune_bad_source_exits_2(hub_cache, tmp_path, capsys, source, env, message):
-    (tmp_path / "corrupt").mkdir()
-    (tmp_path / "corrupt" / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
-    (tmp_path / "badconfig").mkdir()
+    for name in ("corrupt", "badconfig", "unfinished"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
+        (tmp_path / name / "config.yml").write_text("algo: bc\nenv_id: CartPole-v1\nexpert: sb3/ppo-CartPole-v1\n")
+    (tmp_path / "corrupt" / "results.json").write_text(
+        '{"mean_return": 1, "std_return": 0, "eval_episodes": 1, '
+        '"expert_return_mean": 1, "pct_expert": 100, "expert_labels": 1}'
+    )
     (tmp_path / "badconfig" / "config.yml").write_text("env_id: [\n")
     args = ["--run", source.format(tmp=tmp_path), "--out", str(tmp_path / "o")] + (["--env", env] if env else [])
     assert finetune_main(args) == 2
@@ -176,20 +182,10 @@ def test_a_hub_ppo_zip_saved_under_old_gym_fine_tunes(hub_cache, tmp_path, repo_
     assert model.num_timesteps >= 512 and model.verbose == 0
 
 
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [(None, None), ('{"expert_return_mean": 3551.5}', 3551.5), ('{"expert_return_mean": NaN}', None), ("{}", None)],
-)
-def test_recorded_expert_return(tmp_path, content, expected):
-    if content is not None:
-        (tmp_path / "results.json").write_text(content)
-    assert recorded_expert_return(str(tmp_path)) == expected
-
-
-def test_recorded_expert_return_of_a_corrupt_file_is_a_user_error(tmp_path):
-    (tmp_path / "results.json").write_text('{"expert_return_mean": 35')
-    with pytest.raises(UserError, match="not valid JSON"):
-        recorded_expert_return(str(tmp_path))
+def test_a_run_folder_source_carries_its_expert_return(runs_dir):
+    run = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "100")
+    source = load_source(str(run["dir"]))
+    assert source.expert_return == run["expert_return_mean"] and source.env_id == "CartPole-v1"
 
 
 def test_log_std_ceiling_falls_linearly_over_the_budget():

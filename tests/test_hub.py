@@ -1,22 +1,25 @@
 """push_to_hub --dry-run packages a run; the package, laid out as a Hub cache, loads back via load_from_hub."""
 
+import dataclasses
 import json
 
 import imageio.v3 as iio
 import pytest
 import yaml
-from conftest import load_script, train_run
+from conftest import sb3_il, train_run
 from huggingface_hub import constants
 
+from sb3_il.config import TrainConfig
 from sb3_il.envs import make_env
-from sb3_il.evaluation import EpisodeRunner
+from sb3_il.evaluation import EVAL_SEED, EpisodeRunner
 from sb3_il.experts import load_expert
-from sb3_il.hub import as_hub_cache, model_card
-from sb3_il.trainers import EVAL_SEED
+from sb3_il.hub import as_hub_cache
+from sb3_il.model_card import model_card
+from sb3_il.runs import Run
 
 
-def push_main(args: list[str]) -> int:
-    return load_script("push_to_hub").main(args)
+def push_main(args: list) -> int:
+    return sb3_il("push", *args)
 
 
 @pytest.mark.parametrize(
@@ -65,28 +68,32 @@ def test_push_rejects_unfinished_run_and_bad_repo(runs_dir, tmp_path, capsys):
     assert "not a finished sb3-il run" in capsys.readouterr().err
 
 
-def test_model_card_states_the_net_the_loss_and_what_was_labelled():
-    config = dict(
-        algo="dagger", env_id="HalfCheetah-v4", expert="sb3/tqc-HalfCheetah-v3", seed=0, net_arch=[64, 64], lr=5e-3,
-        batch_size=100, grad_steps=1000, n_iters=40, steps_per_iter=250, beta_schedule="0", lr_schedule="cosine",
-        normalize=True, bounded_loss=False, jacobian_weight=0.3,
+def test_model_card_states_the_net_the_loss_and_what_was_labelled(tmp_path):
+    config = TrainConfig(
+        algo="dagger", env_id="HalfCheetah-v4", expert="sb3/tqc-HalfCheetah-v3", n_iters=40, steps_per_iter=250,
+        lr_schedule="cosine", jacobian_weight=0.3,
     )  # fmt: skip
     results = dict(
         mean_return=1.0, std_return=0.0, eval_episodes=20, expert_return_mean=1.0, expert_return_std=0.0,
         pct_expert=100.0, expert_labels=11000, n_demo_episodes=1, env_steps=10000, grad_steps=41000,
     )  # fmt: skip
-    card = model_card("me/dagger-HalfCheetah-v4", config, results, has_video=False)
-    assert "learning rate\ncosine" in card and "plus 0.3 × MSE on the expert's d action / d observation" in card
-    plain = model_card("me/dagger-HalfCheetah-v4", config | {"jacobian_weight": 0.0}, results, has_video=False)
-    assert "loss: MSE on the expert's actions." in plain and "iterations of\n250 learner steps," in plain
-    selective = model_card("me/dagger-HalfCheetah-v4", config | {"candidates_per_label": 4}, results, has_video=False)
-    assert "iterations of\n1000 learner steps (the 250 least covered labelled)" in selective
-    assert "Settings: MLP 64×64 ReLU," in plain
-    selecting = config | {"select_last": 10, "select_episodes": 20}
-    chosen = model_card("me/dagger-HalfCheetah-v4", selecting, results | {"selected_iteration": 37}, has_video=False)
-    assert "iteration 37's, the best of the last 10 on 20 validation episodes each" in chosen.replace("\n", " ")
-    ensemble = model_card("me/dagger-HalfCheetah-v4", config | {"ensemble": 3}, results, has_video=False)
-    assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in ensemble
+
+    def card(results=results, **changes) -> str:
+        run = Run(tmp_path, "imitation", dataclasses.replace(config, **changes), results)
+        return " ".join(model_card("me/dagger-HalfCheetah-v4", run, has_video=False).split())
+
+    assert "(cosine)" in card() and "plus 0.3 × MSE on the expert's d action / d observation" in card()
+    plain = card(jacobian_weight=0.0)
+    assert "loss: MSE on the expert's actions." in plain and "40 DAgger iterations of 250 learner steps," in plain
+    assert "1000 learner steps (the 250 least covered labelled)" in card(candidates_per_label=4)
+    assert "Net: MLP 64×64 ReLU;" in plain
+    chosen = card(results | {"selected_iteration": 37}, select_last=10)
+    assert "iteration 37's, the best of the last 10 on 20 validation episodes each" in chosen
+    assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in card(ensemble=3)
+    bc = card(algo="bc", n_iters=0)
+    assert "one fit on 1000 expert transitions" in bc and "DAgger iterations" not in bc
+    assert "cross-entropy" in card(results | {"discrete": True}, env_id="CartPole-v1")
+    assert "license: mit" in card() and "pip install sb3-il" in card()
 
 
 def test_a_finetuned_run_is_pushed_as_a_ppo_repo(runs_dir, tmp_path, monkeypatch):
@@ -95,7 +102,7 @@ def test_a_finetuned_run_is_pushed_as_a_ppo_repo(runs_dir, tmp_path, monkeypatch
     run = train_run(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "300")["dir"]
     tuned = tmp_path / "tuned"
     short = ["--timesteps", "1024", "--eval-every", "1024", "--eval-episodes", "3", "--vf-warmup-rollouts", "1"]
-    assert load_script("finetune").main(["--run", str(run), *short, "--modes", "prepared", "--out", str(tuned)]) == 0
+    assert sb3_il("finetune", "--run", run, *short, "--modes", "prepared", "--out", tuned) == 0
     results = json.loads((tuned / "results.json").read_text())
     package = tmp_path / "package"
     dry_run = ["--run", str(tuned), "--dry-run", str(package), "--video-steps", "0"]

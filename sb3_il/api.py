@@ -1,0 +1,147 @@
+"""The Python API: ``BC`` and ``DAgger`` in the SB3 shape (construct, ``learn``, ``save``), and ``evaluate``.
+
+    from sb3_il import DAgger
+    model = DAgger("Hopper-v4", expert="sb3/trpo-Hopper-v3", seed=0).learn()   # a stable_baselines3.PPO
+
+``env`` is an id or a ``gymnasium.Env``; ``expert`` a Hub repo id, a local SB3 zip (``vec_normalize.pkl``
+beside it is used) or a callable mapping a batch of observations to actions; the other keyword arguments
+are :class:`sb3_il.config.TrainConfig` fields, defaulting as on the CLI.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_il.config import make_config
+from sb3_il.envs import make_env
+from sb3_il.errors import UserError
+from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, percent_of_expert, record_video
+from sb3_il.experts import CallableExpert, load_expert
+from sb3_il.files import MARKER, staged_dir
+from sb3_il.policy import ActFn, load_learner, predict_fn
+from sb3_il.runs import read_run, train_run
+
+_registered = itertools.count()
+
+
+def register_env(env: gym.Env) -> str:
+    """An id under which ``gym.make`` builds copies of ``env`` in this process (a user's env instance)."""
+    env_id = f"sb3_il/{type(env.unwrapped).__name__}-v{next(_registered)}"
+    template = copy.deepcopy(env.unwrapped)
+    max_steps = env.spec.max_episode_steps if env.spec is not None else None
+    gym.register(env_id, entry_point=lambda **kwargs: _copy(template, **kwargs), max_episode_steps=max_steps)
+    return env_id
+
+
+def _copy(template: gym.Env, render_mode: str | None = None, **_: Any) -> gym.Env:
+    env = copy.deepcopy(template)
+    env.render_mode = render_mode
+    return env
+
+
+class DAgger:
+    """DAgger (BC when ``algo == "bc"``) on ``env`` from ``expert``; ``learn()`` returns the trained PPO model."""
+
+    algo = "dagger"
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        expert: str | Path | ActFn | None = None,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+        **settings: Any,
+    ) -> None:
+        overrides: dict[str, Any] = settings | {"seed": seed}
+        self.trust_remote_code = trust_remote_code
+        self._expert = None
+        if isinstance(env, gym.Env):  # built by name in worker processes, which cannot see this instance
+            env, overrides["background_eval"] = register_env(env), False
+        if callable(expert) and not isinstance(expert, str | Path):
+            self._expert = CallableExpert(expert)
+            overrides |= {"expert": self._expert.repo_id, "background_eval": False}
+        elif expert is not None:
+            overrides["expert"] = str(expert)
+        self.config = make_config(self.algo, env, overrides)
+        self.results: dict[str, Any] | None = None
+        self.policy: PPO | None = None
+        self.vec_normalize: VecNormalize | None = None
+        self._folder: Path | None = None
+
+    def learn(self, progress: bool = False) -> PPO:
+        """Train; the policy is also ``self.policy`` (with ``self.vec_normalize``), the numbers ``self.results``."""
+        self._folder = Path(tempfile.mkdtemp(prefix="sb3_il-")) / "run"
+        self.results = train_run(self.config, self._folder, progress, self.trust_remote_code, self._expert)
+        self.policy, self.vec_normalize = load_learner(self._folder)  # written by this process
+        return self.policy
+
+    def __getattr__(self, name: str) -> Any:
+        """The results as attributes: ``pct_expert``, ``mean_return``, ``expert_labels``, ..."""
+        results = self.__dict__.get("results")
+        if results is not None and name in results:
+            return results[name]
+        raise AttributeError(name)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run folder (policy.zip, vec_normalize.pkl, config.yml, results.json, ...) to ``path``."""
+        if self._folder is None:
+            raise UserError("call learn() before save()")
+        with staged_dir(Path(path)) as stage:
+            for item in self._folder.iterdir():
+                if item.name != MARKER:
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, stage / item.name)
+        return Path(path)
+
+
+class BC(DAgger):
+    """Behavior cloning: one fit on the expert's demonstrations (DAgger's iteration 0)."""
+
+    algo = "bc"
+
+
+def evaluate(
+    target: str,
+    env_id: str | None = None,
+    episodes: int = 20,
+    seed: int = EVAL_SEED,
+    video: Path | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Score ``target`` (a run folder, a Hub repo id or a local SB3 zip) on the evaluation seeds training uses.
+
+    Returns mean and std return, and % of the expert where the run folder recorded the expert's return.
+    """
+    if episodes <= 0:
+        raise UserError(f"--episodes must be a positive integer, got {episodes}")
+    expert_return = None
+    if Path(target).is_dir():
+        run = read_run(Path(target))
+        env_id = env_id or run.config.env_id
+        act: Callable = predict_fn(*load_learner(Path(target), trust_remote_code))
+        expert_return = run.results.get("expert_return_mean", run.results.get("expert_return"))
+    elif env_id is None:
+        raise UserError(f"{target} does not name its env; pass --env ENV_ID")
+    else:
+        act = load_expert(target, make_env(env_id), trust_remote_code)
+    runner = EpisodeRunner(env_id, episodes, seed)
+    returns = runner(act, episodes)
+    runner.close()
+    results = {"target": str(target), "env_id": env_id, "episodes": episodes, "seed": seed,
+               "mean_return": float(returns.mean()), "std_return": float(returns.std())}  # fmt: skip
+    if expert_return is not None and np.isfinite(expert_return):
+        results["pct_expert"] = percent_of_expert(results["mean_return"], expert_return)
+    if video is not None:
+        why_not = record_video(act, env_id, Path(video), seed)
+        results["video"] = str(video) if why_not is None else f"not written: {why_not}"
+    return results

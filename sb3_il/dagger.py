@@ -1,0 +1,278 @@
+"""BC and DAgger, one loop: BC is DAgger's iteration 0 (fit on expert demonstrations) and nothing more.
+
+    demos -> buffer -> fit -> evaluate                                   (iteration 0 = BC)
+    for each DAgger iteration: collect learner states (β-mix with expert) -> [select the least covered]
+                               -> relabel with expert -> aggregate into buffer -> fit -> evaluate
+
+Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000 with the defaults).
+Training never reads the env's reward; only evaluation (and the opt-in ``select_last``) does.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from imitation.data.types import Trajectory
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import set_random_seed
+from tqdm import tqdm
+
+from sb3_il.bc import fit
+from sb3_il.buffer import ReplayBuffer
+from sb3_il.config import TrainConfig, parse_beta_schedule
+from sb3_il.demos import collect_demos, save_demos, transitions, with_noise
+from sb3_il.envs import make_env
+from sb3_il.evaluation import EVAL_SEED, Evaluator, completed, evaluate_expert, percent_of_expert
+from sb3_il.experts import Expert, load_expert
+from sb3_il.policy import ActFn, Learner, ObsNormalizer, actor_parameters, make_learner, pack_ensemble, save_policy
+from sb3_il.selection import select_best, select_uncovered
+
+#: The "returns" of an iteration evaluated with 0 episodes: logged as NaN, a gap in the learning curve.
+NO_EVAL = np.array([np.nan])
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    mean_return: float
+    std_return: float
+    pct_expert: float
+    expert_labels: int
+    env_steps: int
+    grad_steps: int
+    loss: float
+    beta: float
+    wall_s: float
+
+
+@dataclass
+class RunResult:
+    n_demo_episodes: int
+    discrete: bool = False
+    expert_return_mean: float = float("nan")
+    expert_return_std: float = float("nan")
+    curve: list[IterationStats] = field(default_factory=list)
+    #: Wall time of the whole run, setup and evaluation included (``curve[-1].wall_s`` is training alone).
+    total_wall_s: float = float("nan")
+    #: With ``select_last``: the iteration whose policy was kept, and each candidate's validation return.
+    selected_iteration: int | None = None
+    validation_returns: list[float] = field(default_factory=list)
+
+
+def collect(
+    env: gym.Env,
+    obs: np.ndarray,
+    learner: ActFn,
+    expert: ActFn,
+    n_steps: int,
+    beta: float,
+    noise: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visit ``n_steps`` states from ``obs``, acting with the learner (the expert with probability β).
+
+    Returns the visited states and the observation to continue from; the env resets on termination,
+    so the budget is exact. ``noise`` perturbs the executed actions (:func:`sb3_il.demos.with_noise`).
+    """
+    observations = np.empty((n_steps, *env.observation_space.shape), dtype=np.float32)
+    noisy_learner, noisy_expert = (with_noise(p, noise, env.action_space, rng) for p in (learner, expert))
+    for t in range(n_steps):
+        observations[t] = obs
+        policy = noisy_expert if beta > 0 and rng.random() < beta else noisy_learner
+        obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return observations, obs
+
+
+class Actors:
+    """The learner, and the actors fitted for it: itself, or an ensemble packed into it after each fit."""
+
+    def __init__(self, env: gym.Env, config: TrainConfig) -> None:
+        self.model = make_learner(env, [config.ensemble * width for width in config.net_arch], config.seed)
+        self.learner = Learner(self.model.policy)
+        self.members = [self.learner]
+        if config.ensemble > 1:
+            seeds = [config.seed + 7919 * k for k in range(config.ensemble)]  # apart from other runs' seeds
+            self.members = [Learner(make_learner(env, config.net_arch, seed).policy) for seed in seeds]
+        self.optimizers = [th.optim.Adam(actor_parameters(m.policy), lr=config.lr, fused=True) for m in self.members]
+
+    def fit(self, buffer: ReplayBuffer, config: TrainConfig, generator: th.Generator) -> float:
+        """Refit every actor on the whole buffer (observation statistics refreshed first); the mean loss."""
+        if config.normalize:
+            self.learner.normalizer = ObsNormalizer.from_data(buffer.observations())
+        losses = []
+        for member, optimizer in zip(self.members, self.optimizers, strict=True):
+            member.normalizer = self.learner.normalizer
+            losses.append(fit(member, optimizer, buffer, config, generator))
+        if len(self.members) > 1:
+            pack_ensemble(self.learner.policy, [member.policy for member in self.members])
+        return float(np.mean(losses))
+
+
+class Reporter:
+    """Logs each iteration once its evaluation is in (evaluations finish in submission order)."""
+
+    def __init__(self, result: RunResult, expert_eval: Future[np.ndarray], logger: Logger, bar: tqdm) -> None:
+        self.result, self.expert_eval, self.logger, self.bar = result, expert_eval, logger, bar
+        self.pending: deque[tuple[dict, Future[np.ndarray]]] = deque()
+
+    def add(self, stats: dict, returns: Future[np.ndarray], last: bool) -> None:
+        self.pending.append((stats, returns))
+        while self.pending and (self.pending[0][1].done() or last):
+            self._report(*self.pending.popleft())
+
+    def _report(self, stats: dict, returns: Future[np.ndarray]) -> None:
+        result = self.result
+        if not result.curve:
+            expert_returns = self.expert_eval.result()
+            result.expert_return_mean, result.expert_return_std = expert_returns.mean(), expert_returns.std()
+        mean, std = float(returns.result().mean()), float(returns.result().std())
+        pct = percent_of_expert(mean, result.expert_return_mean)
+        result.curve.append(IterationStats(mean_return=mean, std_return=std, pct_expert=pct, **stats))
+        log_iteration(self.logger, result.curve[-1])
+        if not self.bar.disable:
+            self.bar.write(
+                f"iter {stats['iteration']:2d}: return {mean:8.1f} ± {std:6.1f} ({pct:5.1f}% of expert "
+                f"{result.expert_return_mean:.0f}), {stats['expert_labels']} labels, {stats['wall_s']:.1f} s"
+            )
+        self.bar.update()
+
+
+def demonstrations(
+    config: TrainConfig, expert: Expert, demos: Sequence[Trajectory] | None
+) -> tuple[Sequence[Trajectory], np.ndarray, np.ndarray]:
+    """(episodes, observations, actions): ``demos`` if given, else collected; exactly ``n_demo_steps`` labels."""
+    if demos is None:
+        demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
+    obs, acts = transitions(demos)
+    return demos, obs[: config.n_demo_steps], acts[: config.n_demo_steps]  # whole episodes overshoot
+
+
+def relabel(
+    config: TrainConfig, env: gym.Env, obs: np.ndarray, actors: Actors, expert: Expert, buffer: ReplayBuffer,
+    beta: float, rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:  # fmt: skip
+    """One DAgger collection: visit, pick the states to label, label them, aggregate. (obs to go on, visits)."""
+    n_visit = config.steps_per_iter * config.candidates_per_label
+    visited, obs = collect(env, obs, actors.learner, expert, n_visit, beta, config.noise, rng)
+    chosen = visited
+    if config.candidates_per_label > 1:
+        picked = select_uncovered(visited, buffer.observations(), config.steps_per_iter, actors.learner.normalizer)
+        chosen = visited[picked]
+    add_labels(buffer, expert, chosen, config.jacobian_weight > 0)
+    return obs, len(visited)
+
+
+def add_labels(buffer: ReplayBuffer, expert: Expert, obs: np.ndarray, sobolev: bool) -> None:
+    """The expert's actions at ``obs`` (and its Jacobians there, for Sobolev training) into the buffer."""
+    buffer.add(obs, expert(obs), expert.jacobian(obs) if sobolev else None)
+
+
+def make_buffer(config: TrainConfig, env: gym.Env) -> ReplayBuffer:
+    """Room for every label the run can make (at most ``buffer_size``, the FIFO cap)."""
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    capacity = min(config.buffer_size, config.label_budget)
+    dtype = th.long if discrete else th.float32
+    shapes = (env.observation_space.shape, env.action_space.shape)
+    return ReplayBuffer(capacity, *shapes, dtype, with_jacobians=config.jacobian_weight > 0)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path,
+    logger: Logger,
+    demos: Sequence[Trajectory] | None = None,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    expert: ActFn | None = None,
+) -> RunResult:
+    """Run BC or DAgger as configured; writes demos and the policy into ``run_dir`` and logs each iteration.
+
+    ``demos``: demonstrations to fit first instead of collecting them (their first ``n_demo_steps``).
+    ``expert``: an expert object (:class:`sb3_il.experts.CallableExpert`) instead of loading ``config.expert``.
+    """
+    start = time.perf_counter()
+    set_random_seed(config.seed)
+    generator, rng = th.Generator().manual_seed(config.seed), np.random.default_rng(config.seed)
+    env = make_env(config.env_id)
+    expert = expert if expert is not None else load_expert(config.expert, env, trust_remote_code)
+    n_final = max(config.eval_episodes, config.final_eval_episodes)
+    evaluator = Evaluator(config.env_id, n_final, EVAL_SEED, background=config.background_eval)
+    try:
+        expert_eval = evaluate_expert(evaluator, expert, config.env_id, EVAL_SEED, config.final_eval_episodes)
+        demos, demo_obs, demo_acts = demonstrations(config, expert, demos)
+        demos_saved = evaluator.run(save_demos, run_dir / "demos", demos)
+        buffer = make_buffer(config, env)
+        buffer.add(demo_obs, demo_acts, expert.jacobian(demo_obs) if config.jacobian_weight > 0 else None)
+        actors = Actors(env, config)
+        result = RunResult(len(demos), isinstance(env.action_space, gym.spaces.Discrete))
+        bar = tqdm(total=config.n_iters + 1, desc=config.run_name, disable=not progress, unit="iter")
+        reporter = Reporter(result, expert_eval, logger, bar)
+        beta_at = parse_beta_schedule(config.beta_schedule)
+        labels, env_steps, obs, candidates = len(demo_obs), 0, None, []
+        loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and background eval
+        for it in range(config.n_iters + 1):
+            last, beta = it == config.n_iters, beta_at(it) if it > 0 else 1.0
+            if it > 0:
+                if obs is None or config.reset_each_iter:
+                    obs, _ = env.reset(seed=config.seed * 1000 + it)
+                obs, visits = relabel(config, env, obs, actors, expert, buffer, beta, rng)
+                env_steps, labels = env_steps + visits, labels + config.steps_per_iter
+            loss = actors.fit(buffer, config, generator)
+            if it > config.n_iters - config.select_last:
+                candidates.append(copy.deepcopy(actors.learner))
+            if last and len(candidates) > 1:
+                env_steps += keep_best(actors.learner, candidates, config, result)
+            grad_steps, wall_s = config.grad_steps * (it + 1), time.perf_counter() - loop_start
+            stats = dict(iteration=it, expert_labels=labels, env_steps=env_steps, grad_steps=grad_steps, loss=loss,
+                         beta=beta, wall_s=wall_s)  # fmt: skip
+            n_episodes = n_final if last else config.eval_episodes
+            snapshot = copy.deepcopy(actors.learner)
+            returns = evaluator.submit(snapshot, n_episodes) if n_episodes else completed(NO_EVAL)
+            if last:  # training is over: this process joins in the evaluations still queued
+                evaluator.help()
+            reporter.add(stats, returns, last)
+        bar.close()
+        save_policy(actors.model, actors.learner.normalizer, run_dir)
+        demos_saved.result()
+        result.total_wall_s = time.perf_counter() - start
+        return result
+    finally:
+        evaluator.close()
+        env.close()
+
+
+def keep_best(learner: Learner, candidates: list[Learner], config: TrainConfig, result: RunResult) -> int:
+    """``select_last``: make ``learner`` the best candidate on validation episodes; the env steps they took."""
+    best, result.validation_returns, steps = select_best(learner, candidates, config.env_id, config.select_episodes)
+    result.selected_iteration = config.n_iters + 1 - len(candidates) + best
+    return steps
+
+
+def log_iteration(logger: Logger, stats: IterationStats) -> None:
+    """One row of progress.csv / TensorBoard, its columns always in this order."""
+    values = {
+        "iteration": stats.iteration,
+        "eval/mean_return": stats.mean_return,
+        "eval/std_return": stats.std_return,
+        "eval/pct_expert": stats.pct_expert,
+        "data/expert_labels": stats.expert_labels,
+        "data/env_steps": stats.env_steps,
+        "data/beta": stats.beta,
+        "train/loss": stats.loss,
+        "train/grad_steps": stats.grad_steps,
+        "time/wall_s": stats.wall_s,
+    }
+    for key, value in values.items():
+        logger.record(key, value)
+    logger.dump(step=stats.iteration)

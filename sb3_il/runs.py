@@ -1,0 +1,198 @@
+"""The run folder: the one writer of a training run's folder and the one reader of any run folder.
+
+A training run folder holds ``policy.zip`` (+ ``vec_normalize.pkl``) for ``PPO.load``, ``config.yml`` (the
+resolved config; ``--config-file`` replays it), ``progress.csv`` and TensorBoard events per iteration,
+``learning_curve.png``, ``demos/`` (imitation's HF-datasets format) and ``results.json``, written last: a
+folder without it is not a finished run. A fine-tuning run (``sb3_il.finetune``) has the same layout with
+its own config and results; :func:`read_run` tells them apart and checks either before anyone uses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.logger import KVWriter, Logger, configure
+
+from sb3_il.config import FinetuneConfig, TrainConfig, read_config_file
+from sb3_il.dagger import RunResult, train
+from sb3_il.demos import load_demos, transitions
+from sb3_il.envs import check_env_fits, make_env
+from sb3_il.errors import UserError, first_line
+from sb3_il.files import staged_dir, write_json, write_yaml
+from sb3_il.plots import learning_curve
+from sb3_il.policy import POLICY_FILE, ActFn
+
+CONFIG_FILE, RESULTS_FILE = "config.yml", "results.json"
+#: Keys every finished run's results.json holds, by kind of run.
+REQUIRED = {
+    "imitation": ("mean_return", "std_return", "eval_episodes", "expert_return_mean", "pct_expert", "expert_labels"),
+    "finetune": ("mode", "curve", "start_return", "final_return", "min_return"),
+}
+
+
+@dataclass
+class Run:
+    """A finished run folder, checked: its config as the dataclass that made it, and its results."""
+
+    folder: Path
+    kind: str  # "imitation" (train) or "finetune"
+    config: TrainConfig | FinetuneConfig
+    results: dict[str, Any]
+
+    @property
+    def algo(self) -> str:
+        """The RL Zoo algo name of what the run saved: a fine-tuned policy is a PPO one."""
+        return "ppo" if self.kind == "finetune" else self.config.algo
+
+
+def run_file(folder: Path, name: str) -> Path:
+    """``folder/name`` as a regular file inside the folder; never a link to somewhere else."""
+    path = Path(folder) / name
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; a run folder's files must be its own")
+    if not path.is_file():
+        raise UserError(f"{folder} is not a finished sb3-il run (no {name}); pass a folder that train wrote")
+    return path
+
+
+def read_run(folder: Path) -> Run:
+    """The finished run in ``folder``, or a one-line error saying what is wrong with it."""
+    folder = Path(folder)
+    if folder.with_name(folder.name + ".lock").exists() and not (folder / RESULTS_FILE).exists():
+        raise UserError(f"{folder} is still being written; wait for it to finish")
+    run_file(folder, POLICY_FILE)
+    values = read_config_file(run_file(folder, CONFIG_FILE))
+    results = read_results(folder)
+    kind = "finetune" if "mode" in results else "imitation"
+    missing = [key for key in REQUIRED[kind] if key not in results]
+    if missing:
+        raise UserError(f"{folder / RESULTS_FILE} lacks {', '.join(missing)}; re-run what wrote it")
+    config_class = FinetuneConfig if kind == "finetune" else TrainConfig
+    known = {f.name for f in dataclasses.fields(config_class)}
+    try:
+        config = config_class(**{k: v for k, v in values.items() if k in known})
+        config.validate()
+    except TypeError as err:
+        raise UserError(f"{folder / CONFIG_FILE} is not an sb3-il config ({first_line(err)})") from None
+    return Run(folder, kind, config, results)
+
+
+def read_results(folder: Path) -> dict[str, Any]:
+    """A folder's ``results.json`` as a mapping, or a one-line error."""
+    path = run_file(folder, RESULTS_FILE)
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({first_line(err)}); re-run what wrote it") from None
+    if not isinstance(results, dict):
+        raise UserError(f"{path} must hold a mapping of results; re-run what wrote it")
+    return results
+
+
+class OrderedCSV(KVWriter):
+    """``progress.csv`` with columns in the order they were first recorded (SB3's writer orders new keys
+    by a set difference, which changes from process to process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.columns, self.rows = Path(path), [], []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict, step: int = 0) -> None:
+        row = {k: v for k, v in key_values.items() if "csv" not in (key_excluded.get(k) or ())}
+        self.columns += [k for k in row if k not in self.columns]
+        self.rows.append(row)
+        with self.path.open("w", newline="") as handle:  # rewritten whole when a column is added, like SB3's
+            writer = csv.DictWriter(handle, self.columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def close(self) -> None:
+        pass
+
+
+def make_logger(folder: Path) -> Logger:
+    """SB3's logger writing TensorBoard events and an ordered ``progress.csv`` into ``folder``."""
+    logger = configure(str(folder), ["tensorboard"])
+    logger.output_formats.append(OrderedCSV(Path(folder) / "progress.csv"))
+    return logger
+
+
+def prepare(config: TrainConfig, trust_remote_code: bool = False) -> tuple[TrainConfig, Sequence | None]:
+    """Every check that needs the env or the demonstrations, before a folder is made; with ``--demos``, the
+    config's ``n_demo_steps`` becomes what the dataset holds, at most the requested number."""
+    check_env_fits(config)
+    if not config.demos:
+        return config, None
+    env = make_env(config.env_id)
+    demos = load_demos(config.demos, env, trust_remote_code)
+    env.close()
+    held = len(transitions(demos)[0])
+    return dataclasses.replace(config, n_demo_steps=min(held, config.n_demo_steps)), demos
+
+
+def train_run(
+    config: TrainConfig,
+    run_dir: Path,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    expert: ActFn | None = None,
+) -> dict[str, Any]:
+    """Train into a staged folder and publish it as ``run_dir`` only once ``results.json`` is written.
+
+    ``expert``: an expert object to use instead of loading ``config.expert`` (the Python API's callables).
+    """
+    config, demos = prepare(config, trust_remote_code)
+    with staged_dir(run_dir, discard_on=(UserError,)) as stage:
+        write_yaml(stage / CONFIG_FILE, config.to_dict())
+        logger = make_logger(stage)
+        try:
+            result = train(config, stage, logger, demos, progress, trust_remote_code, expert)
+        finally:
+            logger.close()
+        final = result.curve[-1]
+        if not math.isfinite(final.loss):
+            raise UserError(f"training diverged (loss {final.loss}); lower --lr (it is {config.lr})")
+        curve = result.curve
+        learning_curve(
+            [s.expert_labels for s in curve],
+            [s.mean_return for s in curve],
+            [s.std_return for s in curve],
+            result.expert_return_mean,
+            f"{config.algo} on {config.env_id} ({config.expert})",
+            stage / "learning_curve.png",
+        )
+        results = summarize(config, result)
+        write_json(stage / RESULTS_FILE, results)
+    return results
+
+
+def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
+    final = result.curve[-1]
+    return {
+        "algo": config.algo,
+        "env_id": config.env_id,
+        "expert": config.expert,
+        "seed": config.seed,
+        "mean_return": final.mean_return,
+        "std_return": final.std_return,
+        "eval_episodes": config.final_eval_episodes,
+        "expert_return_mean": result.expert_return_mean,
+        "expert_return_std": result.expert_return_std,
+        "pct_expert": final.pct_expert,
+        "expert_labels": final.expert_labels,
+        "n_demo_episodes": result.n_demo_episodes,
+        "discrete": result.discrete,
+        "env_steps": final.env_steps,
+        "selected_iteration": result.selected_iteration,
+        "validation_returns": result.validation_returns,
+        "grad_steps": final.grad_steps,
+        "wall_s": result.total_wall_s,
+        "train_wall_s": final.wall_s,
+        "curve": [dataclasses.asdict(s) for s in result.curve],
+    }

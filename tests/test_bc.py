@@ -1,0 +1,67 @@
+"""The supervised fit: the hand-written backward passes give autograd's loss and gradients exactly."""
+
+import gymnasium as gym
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+from torch.nn import functional as F
+
+from sb3_il import bc
+from sb3_il.envs import make_env
+from sb3_il.policy import actor_layers, actor_output, actor_parameters
+
+
+def _bounded_mse(out: th.Tensor, target: th.Tensor, low: th.Tensor, high: th.Tensor) -> th.Tensor:
+    past_bound = ((target >= high) & (out > high)) | ((target <= low) & (out < low))
+    assert past_bound.any() and not past_bound.all()  # the case must exercise both branches
+    return th.where(past_bound, 0.0, out - target).square().mean()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "activation", "bounded"),
+    [("Pendulum-v1", th.nn.ReLU, False), ("Pendulum-v1", th.nn.ReLU, True), ("CartPole-v1", th.nn.Tanh, False)],
+)
+def test_hand_written_backprop_matches_autograd(env_id, activation, bounded):
+    env = make_env(env_id)
+    policy = PPO("MlpPolicy", env, policy_kwargs=dict(activation_fn=activation), seed=0, device="cpu").policy
+    obs = th.randn(50, *env.observation_space.shape)
+    bounds = (th.tensor([-1e-3]), th.tensor([1e-3])) if bounded else None  # tight: the fresh outputs pass them
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        target, loss_fn = th.randint(env.action_space.n, (50,)), F.cross_entropy
+    elif bounded:
+        target = th.randn(50, *env.action_space.shape).clamp(*bounds)  # many labels on a bound
+        loss_fn = lambda out, y: _bounded_mse(out, y, *bounds)  # noqa: E731
+    else:
+        target, loss_fn = th.randn(50, *env.action_space.shape), F.mse_loss
+    parameters = actor_parameters(policy)
+    expected_loss = loss_fn(actor_output(policy, obs), target)
+    expected = th.autograd.grad(expected_loss, parameters)
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    loss = bc.backprop(actor_layers(policy), obs, bc.label_ranges(target, *bounds) if bounded else target, discrete)
+    th.testing.assert_close(loss, expected_loss.detach())
+    for param, grad in zip(parameters, expected, strict=True):
+        th.testing.assert_close(param.grad, grad)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_sobolev_backprop_matches_autograd_through_the_jacobian(bounded):
+    env = make_env("Hopper-v4")
+    policy = PPO("MlpPolicy", env, seed=0, device="cpu").policy  # tanh: curvature in the Jacobian loss
+    bounds = (th.tensor([-1e-3]), th.tensor([1e-3]))  # tight: the fresh outputs pass them
+    obs, target = th.randn(20, 11), th.randn(20, 3).clamp(*bounds)
+    expert_jacobian = th.randn(20, 3, 11)
+
+    def loss_fn() -> th.Tensor:
+        out = actor_output(policy, obs)
+        jacobian = th.func.vmap(th.func.jacrev(lambda o: actor_output(policy, o[None])[0]))(obs)
+        action_loss = _bounded_mse(out, target, *bounds) if bounded else F.mse_loss(out, target)
+        return action_loss + 0.3 * F.mse_loss(jacobian, expert_jacobian)
+
+    parameters = actor_parameters(policy)
+    expected_loss = loss_fn()
+    expected = th.autograd.grad(expected_loss, parameters)
+    ranges = bc.label_ranges(target, *bounds) if bounded else target
+    loss = bc.sobolev_backprop(actor_layers(policy), obs, ranges, expert_jacobian, 0.3)
+    th.testing.assert_close(loss, expected_loss.detach())
+    for param, grad in zip(parameters, expected, strict=True):
+        th.testing.assert_close(param.grad, grad)
