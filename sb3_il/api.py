@@ -127,7 +127,7 @@ def evaluate(
     expert_return = None
     if Path(target).is_dir():
         run = read_run(Path(target))
-        env_id = env_id or run.config.env_id
+        env_id = env_id or run.env
         act: Callable = predict_fn(*load_learner(Path(target), trust_remote_code))
         expert_return = run.results.get("expert_return_mean", run.results.get("expert_return"))
     elif env_id is None:

@@ -8,6 +8,7 @@ With ``peer=True`` each cell is also trained by ``imitation`` (``sb3_il.peer``) 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,25 +18,37 @@ from typing import Any
 import numpy as np
 
 from sb3_il.config import TrainConfig, default_expert, make_config
-from sb3_il.envs import check_env_fits
+from sb3_il.envs import check_env_fits, make_env
 from sb3_il.errors import UserError
-from sb3_il.evaluation import percent_of_expert
+from sb3_il.evaluation import fall_rate, percent_of_expert
+from sb3_il.experts import load_expert
 from sb3_il.files import atomic_write, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import plt, save_figure
-from sb3_il.runs import read_results, train_run
+from sb3_il.policy import load_learner, predict_fn
+from sb3_il.runs import read_results, read_run, train_run
+from sb3_il.scale import Failed, Job, run_jobs
 
-#: The envs of each track, and the experts that are not the env's default (zoo_configs/experts.yml).
-TRACKS: dict[str, dict[str, str | None]] = {
-    "article": {"Ant-v4": None, "Hopper-v4": None, "HalfCheetah-v4": None},
-    "strong": {"Hopper-v4": "sb3/tqc-Hopper-v3", "HalfCheetah-v4": "sb3/tqc-HalfCheetah-v3"},
-}
+#: The (env, expert) pairs of each track; None: the env's default expert (zoo_configs/experts.yml). The zoo track
+#: is every MuJoCo expert of the RL Zoo this project's tests read (Swimmer-v4 does not build under mujoco 3).
+TRACKS: dict[str, list[tuple[str, str | None]]] = {
+    "article": [("Ant-v4", None), ("Hopper-v4", None), ("HalfCheetah-v4", None)],
+    "strong": [("Hopper-v4", "sb3/tqc-Hopper-v3"), ("HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3")],
+    "zoo": [
+        ("Ant-v4", "sb3/trpo-Ant-v3"), ("HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3"),
+        ("HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3"), ("Hopper-v4", "sb3/trpo-Hopper-v3"),
+        ("Hopper-v4", "sb3/tqc-Hopper-v3"), ("Hopper-v4", "sb3/sac-Hopper-v3"), ("Hopper-v4", "sb3/ppo-Hopper-v3"),
+        ("Walker2d-v4", "sb3/tqc-Walker2d-v3"), ("Walker2d-v4", "sb3/ppo-Walker2d-v3"),
+        ("Walker2d-v4", "sb3/a2c-Walker2d-v3"),
+    ],
+}  # fmt: skip
 #: The reference article's % of expert (BC, DAgger) on the -v2 envs.
 ARTICLE = {"Ant": (88.9, 102.1), "Hopper": (23.7, 99.8), "HalfCheetah": (94.3, 96.0)}
 
 COLUMNS = [
     "track",
     "config",
+    "task",
     "env",
     "expert",
     "algo",
@@ -54,6 +67,9 @@ COLUMNS = [
     "grad_steps",
     "train_wall_s",
     "wall_s",
+    "fall_rate",
+    "expert_fall_rate",
+    "run",
 ]
 
 
@@ -67,33 +83,58 @@ def run_benchmark(
     peer: bool = False,
     force: bool = False,
     overrides: dict[str, Any] | None = None,
+    workers: int = 1,
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or reuse) every cell, then write results.csv, summary.md and the two figures into ``out``.
 
-    Every cell's config is checked before the first one trains, so a bad grid fails at once.
+    Every cell's config is checked before the first one trains, so a bad grid fails at once. Cells run one
+    after another (``workers=1``) or in parallel on Ray (:mod:`sb3_il.scale`): each is the same run folder with
+    the same numbers either way.
     """
     configs = grid(track, envs, algos, seeds, config_name, overrides or {})
+    parallel = workers > 1 or address is not None
+    jobs = [
+        Job(cell_name(config), run_cell, (config, Path(out).resolve(), peer, force, parallel)) for config in configs
+    ]
+    results = run_jobs(jobs, workers, address)
     rows: list[dict[str, Any]] = []
     for config in configs:
-        env, algo, seed = config.env_id, config.algo, config.seed
-        run_dir = out / "runs" / config.run_name
-        base = {
-            "track": track,
-            "config": config_name or "article",
-            "env": env,
-            "expert": config.expert,
-            "algo": algo,
-            "seed": seed,
-        }
-        ours = _cached_or_run(run_dir, force, train_run, config, run_dir, False)
-        rows.append(base | {"impl": "sb3_il"} | _row(ours))
-        _print_row(rows[-1])
-        if peer and ours.get("status") == "ok":
-            peer_dir = run_dir.with_name(run_dir.name + "-imitation")
-            theirs = _cached_or_run(peer_dir, force, _peer_results, config, run_dir, ours)
-            rows.append(base | {"impl": "imitation"} | _row(theirs))
-            _print_row(rows[-1])
+        base = {"track": track, "config": config_name or "article", "task": f"{config.env_id} ({config.expert})",
+                "env": config.env_id, "expert": config.expert, "algo": config.algo, "seed": config.seed,
+                "run": cell_name(config)}  # fmt: skip
+        cell = results[cell_name(config)]
+        if isinstance(cell, Failed):
+            cell = [{"impl": "sb3_il", "status": f"failed: {cell.error}"}]
+        rows += [base | row for row in cell]
+    for row in rows:
+        _print_row(row)
     write_report(out, rows)
+    return rows
+
+
+def cell_name(config: TrainConfig) -> str:
+    """A cell's run folder: ``{algo}-{env}-{expert repo name}-s{seed}`` (an env may have several experts)."""
+    return f"{config.algo}-{config.env_id}-{Path(str(config.expert)).name.removesuffix('.zip')}-s{config.seed}"
+
+
+def run_cell(config: TrainConfig, out: Path, peer: bool, force: bool, parallel: bool) -> list[dict[str, Any]]:
+    """One (env, algo, seed) cell: our run (reused if finished), and imitation's beside it with ``peer``.
+
+    In parallel each cell has one core, so its evaluation runs in its own process (the same numbers).
+    """
+    run_dir = out / "runs" / cell_name(config)
+    if parallel:
+        config = dataclasses.replace(config, background_eval=False)
+    if (run_dir / "results.json").exists() and not force:
+        ours = read_results(run_dir)
+    else:
+        ours = train_run(config, run_dir, progress=False)
+    rows = [{"impl": "sb3_il"} | _row(ours | {"status": "ok"}) | fall_rates(config, run_dir)]
+    if peer:
+        peer_dir = run_dir.with_name(run_dir.name + "-imitation")
+        theirs = _cached_or_run(peer_dir, force, _peer_results, config, run_dir, ours)
+        rows.append({"impl": "imitation"} | _row(theirs))
     return rows
 
 
@@ -104,14 +145,29 @@ def grid(
     """The configs of every (env, algo, seed) cell, each checked (env included)."""
     if track not in TRACKS:
         raise UserError(f"unknown track {track!r}; use one of {', '.join(TRACKS)}")
+    pairs = [(env, expert) for env, expert in TRACKS[track] if env in envs]
+    pairs += [(env, None) for env in envs if env not in dict(TRACKS[track])]  # envs outside the track
     configs = []
-    for env in envs:
-        expert = TRACKS[track].get(env) or default_expert(env)
+    for env, expert in pairs:
         for algo in algos:
             for seed in seeds:
-                configs.append(make_config(algo, env, {"expert": expert, "seed": seed} | overrides, config_name))
+                values = {"expert": overrides.get("expert") or expert or default_expert(env), "seed": seed}
+                configs.append(make_config(algo, env, overrides | values, config_name))
             check_env_fits(configs[-1])
     return configs
+
+
+def fall_rates(config: TrainConfig, run_dir: Path) -> dict[str, float]:
+    """In envs that end an episode when the body falls (Hopper, Walker2d, Ant): the share of the final
+    evaluation's episodes that fell, for the learner and the expert (empty elsewhere)."""
+    env = make_env(config.env_id)
+    env.close()
+    if not getattr(env.unwrapped, "_terminate_when_unhealthy", False):
+        return {}
+    wrapped = read_run(run_dir).env  # with the wrappers the expert's files named
+    policy, expert = predict_fn(*load_learner(run_dir)), load_expert(config.expert, make_env(wrapped))
+    episodes = config.final_eval_episodes
+    return {"fall_rate": fall_rate(policy, wrapped, episodes), "expert_fall_rate": fall_rate(expert, wrapped, episodes)}
 
 
 def _cached_or_run(folder: Path, force: bool, compute: Callable[..., dict], *args: Any) -> dict[str, Any]:
@@ -174,6 +230,13 @@ def _print_row(row: dict[str, Any]) -> None:
         print(f"{row['env']:15s} {row['algo']:6s} {row['impl']:9s} seed {row['seed']}: {row['status']}", flush=True)
 
 
+def _falls(rows: list[dict[str, Any]]) -> str:
+    """Mean fall rates over seeds, learner / expert, in envs where bodies fall ("-" elsewhere)."""
+    if not rows or rows[0].get("fall_rate") in (None, ""):
+        return "-"
+    return f"{_stat(rows, 'fall_rate')[0]:.0%} / {_stat(rows, 'expert_fall_rate')[0]:.0%}"
+
+
 def _stat(rows: list[dict[str, Any]], key: str) -> tuple[float, float, int]:
     values = [float(r[key]) for r in rows if r["status"] == "ok"]
     return (float(np.mean(values)), float(np.std(values)), len(values)) if values else (float("nan"), 0.0, 0)
@@ -191,37 +254,38 @@ def write_report(out: Path, rows: list[dict[str, Any]]) -> None:
     writer.writerows(rows)
     atomic_write(out / "results.csv", lambda p: p.write_text(buf.getvalue()))
     atomic_write(out / "summary.md", lambda p: p.write_text(summary_markdown(rows)))
-    envs = list(dict.fromkeys(r["env"] for r in rows))
-    plot_learning_curves(out, envs, rows)
-    plot_final_bars(out / "final_bars.png", envs, rows)
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    plot_learning_curves(out, tasks, rows)
+    plot_final_bars(out / "final_bars.png", tasks, rows)
 
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:
     """The article-style table: % of expert, mean ± std over seeds, with the article's numbers beside ours."""
-    envs = list(dict.fromkeys(r["env"] for r in rows))
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     lines = [
         "| env | expert | expert return | algo | impl | % of expert (mean ± std) | min seed | seeds | "
-        "labels | train s | article % |",
-        "|" + "---|" * 11,
+        "labels | train s | falls (learner / expert) | article % |",
+        "|" + "---|" * 12,
     ]
-    for env in envs:
-        for algo in dict.fromkeys(r["algo"] for r in _select(rows, env=env)):
+    for task in tasks:
+        for algo in dict.fromkeys(r["algo"] for r in _select(rows, task=task)):
             for impl in impls:
-                cell = _select(rows, env=env, algo=algo, impl=impl)
+                cell = _select(rows, task=task, algo=algo, impl=impl)
                 if not cell:
                     continue
                 pct, pct_std, n = _stat(cell, "pct_expert")
                 ok = [r for r in cell if r["status"] == "ok"]
                 expert = f"{ok[0]['expert_return_mean']:.0f} ± {ok[0]['expert_return_std']:.0f}" if ok else "-"
                 low = min((float(r["pct_expert"]) for r in ok), default=float("nan"))
-                article = ARTICLE.get(env.split("-")[0])
+                env = cell[0]["env"]
+                article = ARTICLE.get(env.split("-")[0]) if cell[0]["track"] == "article" else None
                 ref = f"{article[0 if algo == 'bc' else 1]:.1f}" if article else "-"
                 failed = len(cell) - n
                 lines.append(
                     f"| {env} | {cell[0]['expert']} | {expert} | {algo} | {impl} | {pct:.1f} ± {pct_std:.1f} | "
                     f"{low:.1f} | {n}{f' ({failed} failed)' if failed else ''} | {_stat(cell, 'expert_labels')[0]:.0f} "
-                    f"| {_stat(cell, 'train_wall_s')[0]:.1f} | {ref} |"
+                    f"| {_stat(cell, 'train_wall_s')[0]:.1f} | {_falls(ok)} | {ref} |"
                 )
     if "imitation" in impls:
         lines += [
@@ -231,28 +295,33 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
             "| env | algo | return ratio (ours / imitation, % of expert) | speed-up (imitation s / ours s) |",
             "|---|---|---|---|",
         ]
-        for env in envs:
-            for algo in dict.fromkeys(r["algo"] for r in _select(rows, env=env)):
+        for task in tasks:
+            for algo in dict.fromkeys(r["algo"] for r in _select(rows, task=task)):
                 ours, theirs = (
-                    _select(rows, env=env, algo=algo, impl="sb3_il"),
-                    _select(rows, env=env, algo=algo, impl="imitation"),
+                    _select(rows, task=task, algo=algo, impl="sb3_il"),
+                    _select(rows, task=task, algo=algo, impl="imitation"),
                 )
                 if theirs:
                     ours_pct, theirs_pct = _stat(ours, "pct_expert")[0], _stat(theirs, "pct_expert")[0]
                     # A ratio of two negative scores reads backwards; say so instead of printing it.
                     ratio = f"{ours_pct / theirs_pct:.2f}" if min(ours_pct, theirs_pct) > 0 else "n/a (score < 0)"
                     speed = _stat(theirs, "train_wall_s")[0] / _stat(ours, "train_wall_s")[0]
-                    lines.append(f"| {env} | {algo} | {ratio} | {speed:.1f}x |")
+                    lines.append(f"| {ours[0]['env']} | {algo} | {ratio} | {speed:.1f}x |")
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curves(out: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
-    """One panel per env: DAgger's return against expert labels (band: std over seeds), BC and expert as lines."""
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs) + 2, 4), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
+def plot_learning_curves(out: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
+    """One panel per (env, expert): DAgger's return against expert labels (band: std over seeds), BC and the
+    expert as lines."""
+    columns = min(len(tasks), 4)
+    grid_rows = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    for ax, task in zip(axes.flat, tasks, strict=False):
         curves = []
-        for row in _select(rows, env=env, algo="dagger", impl="sb3_il", status="ok"):
-            results = read_results(out / "runs" / f"dagger-{env}-s{row['seed']}")
+        for row in _select(rows, task=task, algo="dagger", impl="sb3_il", status="ok"):
+            results = read_results(out / "runs" / row["run"])
             curves.append([(p["expert_labels"], p["mean_return"]) for p in results["curve"]])
         if curves:
             length = min(map(len, curves))
@@ -260,39 +329,39 @@ def plot_learning_curves(out: Path, envs: list[str], rows: list[dict[str, Any]])
             x = [labels for labels, _ in curves[0][:length]]
             ax.plot(x, data.mean(0), marker="o", label=f"DAgger (sb3-il, {len(curves)} seeds)")
             ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.25)
-        ok = _select(rows, env=env, status="ok")
+        ok = _select(rows, task=task, status="ok")
         if ok:
             ax.axhline(ok[0]["expert_return_mean"], color="k", linestyle="--", label="expert")
         for impl, style in (("sb3_il", "-."), ("imitation", ":")):
-            bc_rows = _select(rows, env=env, algo="bc", impl=impl, status="ok")
+            bc_rows = _select(rows, task=task, algo="bc", impl=impl, status="ok")
             if bc_rows:
                 ax.axhline(_stat(bc_rows, "final_return_mean")[0], color="tab:red" if impl == "sb3_il" else "tab:gray",
                            linestyle=style, label=f"BC ({impl}, final)")  # fmt: skip
-        peer = _select(rows, env=env, algo="dagger", impl="imitation", status="ok")
+        peer = _select(rows, task=task, algo="dagger", impl="imitation", status="ok")
         if peer:  # imitation records no curve: its final return, at the labels it used
             ax.plot([r["expert_labels"] for r in peer], [r["final_return_mean"] for r in peer], "s", color="tab:gray",
                     label="DAgger (imitation, final per seed)")  # fmt: skip
-        ax.set(title=env, xlabel="expert labels", ylabel="episode return (mean over seeds)")
+        ax.set(title=task.replace(" (", "\n("), xlabel="expert labels", ylabel="episode return (mean over seeds)")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     save_figure(fig, out / "learning_curves.png")
 
 
-def plot_final_bars(path: Path, envs: list[str], rows: list[dict[str, Any]]) -> None:
+def plot_final_bars(path: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
     """% of expert per env for every (algo, impl): bars are the mean over seeds, error bars the std over seeds,
     dots the seeds themselves; the expert is the line at 100."""
     groups = list(dict.fromkeys((r["algo"], r["impl"]) for r in rows))
     width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(3.5 + 2.2 * len(envs), 4))
-    x = np.arange(len(envs))
+    fig, ax = plt.subplots(figsize=(3.5 + 2.2 * len(tasks), 4.5))
+    x = np.arange(len(tasks))
     for i, (algo, impl) in enumerate(groups):
-        cells = [_select(rows, env=env, algo=algo, impl=impl, status="ok") for env in envs]
+        cells = [_select(rows, task=task, algo=algo, impl=impl, status="ok") for task in tasks]
         stats = [_stat(cell, "pct_expert") for cell in cells]
         ax.bar(x + i * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=3,
                label=f"{algo} ({impl})", alpha=0.8)  # fmt: skip
         for j, cell in enumerate(cells):
             ax.plot([x[j] + i * width] * len(cell), [float(r["pct_expert"]) for r in cell], "k.", markersize=4)
-    ax.set_xticks(x + width * (len(groups) - 1) / 2, envs)
+    ax.set_xticks(x + width * (len(groups) - 1) / 2, [t.replace(" (", "\n(") for t in tasks], fontsize=7)
     ax.set(ylabel="% of expert return", title="Final return: mean ± std over seeds (dots: seeds)")
     ax.axhline(100, color="k", linewidth=1, linestyle="--", label="expert")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)

@@ -1,4 +1,5 @@
-"""The ``sb3-il`` command (also ``python -m sb3_il``): ``train``, ``evaluate``, ``finetune``, ``push``, ``benchmark``.
+"""The ``sb3-il`` command (also ``python -m sb3_il``): train, evaluate, finetune, push, push-demos, export-minari,
+benchmark, tune.
 
 Each command's flags are generated from its config dataclass (:mod:`sb3_il.config`), with the fields' help
 and defaults, so a setting is described once. Heavy libraries (torch, SB3, MuJoCo) are imported only once a
@@ -158,6 +159,7 @@ def push_parser(sub: Any) -> None:
     parser.add_argument("--repo-id", required=True, help="USER/ALGO-ENV, e.g. me/dagger-Ant-v4 (me/ppo-... fine-tuned)")
     parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
     parser.add_argument("--video-steps", type=int, default=1000, help="length of replay.mp4 in env steps (0: none)")
+    parser.add_argument("--dataset", default=None, help="the Hub dataset of its data (push-demos), named in the card")
     parser.add_argument("--private", action="store_true")
     parser.set_defaults(handler=push)
 
@@ -168,14 +170,60 @@ def push(args: argparse.Namespace) -> int:
     from sb3_il.hub import package_run, push
 
     if args.dry_run is not None:
-        package = package_run(args.run, args.repo_id, args.dry_run, video_steps=args.video_steps)
+        package = package_run(args.run, args.repo_id, args.dry_run, args.video_steps, args.dataset)
         print(f"dry run: {package} holds what would be uploaded to {args.repo_id}:")
         for path in sorted(package.iterdir()):
             print(f"  {path.name}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        package = package_run(args.run, args.repo_id, Path(tmp) / "package", video_steps=args.video_steps)
+        package = package_run(args.run, args.repo_id, Path(tmp) / "package", args.video_steps, args.dataset)
         print(f"uploaded: {push(package, args.repo_id, args.private)}")
+    return 0
+
+
+def push_demos_parser(sub: Any) -> None:
+    parser = sub.add_parser("push-demos", help="share a run's demonstrations and labels as a Hub dataset",
+                            description="Package a run's demos/ and labels/ as a Hub dataset repo (parquet, a "
+                            "dataset card, provenance.json) and upload it.")  # fmt: skip
+    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    parser.add_argument("--repo-id", required=True, help="USER/NAME of the dataset repo")
+    parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
+    parser.add_argument("--private", action="store_true")
+    parser.set_defaults(handler=push_demos)
+
+
+def push_demos(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from sb3_il.data_hub import package_demos, push_dataset
+
+    if args.dry_run is not None:
+        package = package_demos(args.run, args.repo_id, args.dry_run)
+        print(f"dry run: {package} holds what would be uploaded to datasets/{args.repo_id}:")
+        for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != ".sb3-il"):
+            print(f"  {path.relative_to(package)}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        package = package_demos(args.run, args.repo_id, Path(tmp) / "package")
+        print(f"uploaded: {push_dataset(package, args.repo_id, args.private)}")
+    return 0
+
+
+def export_minari_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "export-minari",
+        help="write a run's expert episodes as a Minari dataset",
+        description="Write a run's expert episodes as a Minari dataset (MINARI_DATASETS_PATH).",
+    )
+    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    parser.add_argument("--dataset-id", required=True, help="NAMESPACE/NAME-vN, e.g. sb3-il/hopper-expert-v0")
+    parser.set_defaults(handler=export_minari)  # fmt: skip
+
+
+def export_minari(args: argparse.Namespace) -> int:
+    from sb3_il.data_hub import export_minari
+
+    print(f"minari dataset {args.dataset_id}: {export_minari(args.run, args.dataset_id)}")
     return 0
 
 
@@ -189,7 +237,13 @@ def benchmark_parser(sub: Any) -> None:
         help="the article's table over envs, algos and seeds",
         description="Writes results.csv, summary.md, learning_curves.png and final_bars.png.",
     )
-    parser.add_argument("--track", choices=("article", "strong"), default="article")
+    parser.add_argument(
+        "--track",
+        choices=("article", "strong", "zoo"),
+        default="article",
+        help="article: the article's envs and experts; strong: the TQC experts; zoo: every MuJoCo "
+        "expert of the zoo (default: article)",
+    )
     parser.add_argument("--envs", nargs="+", default=None, help="default: every env of the track")
     parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -197,6 +251,21 @@ def benchmark_parser(sub: Any) -> None:
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/TRACK[-CONFIG])")
     parser.add_argument("--peer", action="store_true", help="also run imitation's BC / SimpleDAggerTrainer")
     parser.add_argument("--force", action="store_true", help="redo cells whose results.json exists")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="cells at once: 1 runs them here one by one, more "
+        "on an embedded local Ray with that many CPUs (default: 1)",
+    )
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT", help="run the cells on this Ray cluster")
+    parser.add_argument(
+        "--no-background-eval",
+        dest="background_eval",
+        action="store_false",
+        default=None,
+        help="one process per cell also with --workers 1 (parallel cells always use one)",
+    )
     fields = [f for f in dataclasses.fields(TrainConfig) if f.name in BENCHMARK_OVERRIDES]
     for f in fields:
         kind = {"int": int}.get(str(f.type), str)
@@ -210,17 +279,63 @@ def benchmark(args: argparse.Namespace) -> int:
     from sb3_il.benchmark import TRACKS, run_benchmark
 
     th.set_num_threads(1)  # tiny MLPs: extra threads only add overhead (and fight the eval worker for cores)
-    envs = args.envs or list(TRACKS[args.track])
-    overrides = {k: getattr(args, k) for k in BENCHMARK_OVERRIDES if getattr(args, k) is not None}
+    envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
+    overrides = {k: getattr(args, k) for k in (*BENCHMARK_OVERRIDES, "background_eval") if getattr(args, k) is not None}
     out = args.out or Path("reports") / (args.track + (f"-{args.config_name}" if args.config_name else ""))
     rows = run_benchmark(out, args.track, envs, args.algos, args.seeds, args.config_name, args.peer, args.force,
-                         overrides)  # fmt: skip
+                         overrides, args.workers, args.ray_address)  # fmt: skip
     print((out / "summary.md").read_text())
     print(f"report: {out}/ (results.csv, summary.md, learning_curves.png, final_bars.png)")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
-COMMANDS: list[Callable[[Any], None]] = [train_parser, evaluate_parser, finetune_parser, push_parser, benchmark_parser]
+def tune_parser(sub: Any) -> None:
+    description = (
+        "Search DAgger settings at a fixed label budget (Ray Tune + Optuna), then score the best on test seeds; "
+        "writes report.md, trials.csv and dagger-tuned.yml. Tuning reads the env's reward; the policies do not."
+    )
+    parser = sub.add_parser("tune", help="search DAgger settings with Ray Tune and Optuna", description=description)
+    parser.add_argument("--algo", choices=["dagger"], default="dagger")
+    parser.add_argument("--env", dest="env_id", required=True, help="gymnasium env id")
+    parser.add_argument("--expert", default=None, help="the expert (default: the env's)")
+    parser.add_argument("--config", dest="config_name", default=None, help="named config the search starts from")
+    parser.add_argument("--trials", type=int, default=20, help="settings sampled (default: 20)")
+    parser.add_argument("--workers", type=int, default=2, help="trials at once, on an embedded local Ray (default: 2)")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT", help="run the trials on this Ray cluster")
+    parser.add_argument("--space", default=None, help="search space YAML (default: zoo_configs/tune.yml)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per trial (default: 0 1)")
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=[5, 6, 7], help="seeds the best is scored on")
+    parser.add_argument("--label-budget", type=int, default=11_000, help="expert labels per run (default: 11000)")
+    parser.add_argument("--n-demo-steps", type=int, default=None, help="of which demonstrations (default: 1000)")
+    parser.add_argument("--val-episodes", type=int, default=10, help="validation episodes per trial seed")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: tune/dagger-ENV)")
+    parser.set_defaults(handler=tune)
+
+
+def tune(args: argparse.Namespace) -> int:
+    from sb3_il.tune import tune_dagger
+
+    overrides = {"expert": args.expert, "n_demo_steps": args.n_demo_steps}
+    base = make_config(args.algo, args.env_id, overrides, args.config_name)
+    out = args.out or Path("tune") / f"dagger-{args.env_id}"
+    found = tune_dagger(base, out, args.trials, args.workers, args.ray_address, args.space, args.seeds,
+                        args.test_seeds, args.label_budget, args.val_episodes)  # fmt: skip
+    print(f"best: {found['best']}")
+    print(f"test seeds {found['test']['seeds']}: {found['test']['mean']:.1f} ± {found['test']['std']:.1f}% of expert")
+    print(f"report: {out / 'report.md'}; zoo entry: {out / 'dagger-tuned.yml'}")
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [
+    train_parser,
+    evaluate_parser,
+    finetune_parser,
+    push_parser,
+    push_demos_parser,
+    export_minari_parser,
+    benchmark_parser,
+    tune_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

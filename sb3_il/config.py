@@ -26,6 +26,16 @@ ALGOS = ("bc", "dagger")
 ARTICLE = "article"
 
 
+def package_version() -> str:
+    """sb3-il's installed version (recorded with a run's data)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sb3-il")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def setting(default: Any = dataclasses.MISSING, help: str = "", flag: str | None = None, **kwargs: Any) -> Any:
     """A config field with its help text (and, for a bool, the CLI flag that flips it from its default)."""
     metadata = {"help": help} | ({"flag": flag} if flag else {})
@@ -78,10 +88,20 @@ class TrainConfig:
     ensemble: int = setting(
         1, "independent actors fitted on the same labels, acting with their mean (saved as one wider MLP)"
     )
-    select_last: int = setting(
-        0, "keep the best of the last N iterates on validation episodes (reads the env's reward); 0: the last"
+    select_last: int = setting(0, "keep the best of the last N iterates (see --select-by); 0 or 1: the last")
+    select_by: str = setting(
+        "loss",
+        "how --select-last judges an iterate: loss, its imitation loss on the states it visited, which the next "
+        "iteration labels anyway (reward-free; the last iterate's collection is labelled for it, within the budget), "
+        "or return, on --select-episodes validation episodes (reads the env's reward)",
     )
-    select_episodes: int = setting(20, "validation episodes per candidate iterate (with --select-last)")
+    select_episodes: int = setting(20, "validation episodes per candidate iterate (--select-by return)")
+    adapt: bool = setting(
+        False,
+        "the strong recipe: set the net width, learning rate, ensemble and bounded loss from what the run observes "
+        "about the expert (sb3_il/recipe.py); config.yml records the resolved values",
+        flag="--adapt",
+    )
     normalize: bool = setting(
         True, "standardize observations with the data's statistics (saved as vec_normalize.pkl)", flag="--no-normalize"
     )
@@ -90,7 +110,14 @@ class TrainConfig:
     background_eval: bool = setting(
         True, "evaluate in a second process while training goes on (same numbers)", flag="--no-background-eval"
     )
-    demos: str | None = setting(None, "train on saved demonstrations (a run's demos/ folder) instead of collecting")
+    demos: str | None = setting(
+        None, "train on demonstrations: a run's demos/ folder, hf://datasets/USER/NAME[@rev] or minari:DATASET_ID"
+    )
+    env_wrapper: list[str] = setting(
+        help="env wrappers the expert was trained with (default: what its config.yml records, as the RL Zoo applies "
+        "them); the learner sees the wrapped env too",
+        default_factory=list,
+    )
 
     def validate(self) -> None:
         """Reject settings that would crash later or silently train nothing (no env needed)."""
@@ -106,6 +133,8 @@ class TrainConfig:
             _check_range(name, getattr(self, name), 0)
         if not 0 <= self.noise <= 1:
             raise UserError(f"--noise must be in [0, 1], got {self.noise}")
+        if self.select_by not in ("loss", "return"):
+            raise UserError(f"--select-by must be loss or return, got {self.select_by!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not self.jacobian_weight >= 0:
@@ -123,12 +152,22 @@ class TrainConfig:
         check_env_id(self.env_id)
 
     @property
+    def env(self) -> str:
+        """The env as :func:`sb3_il.envs.make_env` builds it: the id, then each wrapper after a ``|``."""
+        return "|".join([self.env_id, *self.env_wrapper])
+
+    @property
     def run_name(self) -> str:
         return f"{self.algo}-{self.env_id}-s{self.seed}"
 
     @property
+    def selects_by_loss(self) -> bool:
+        return self.select_last > 1 and self.select_by == "loss"
+
+    @property
     def label_budget(self) -> int:
-        return self.n_demo_steps + self.n_iters * self.steps_per_iter
+        """Expert labels the run asks for: demonstrations, each iteration's, and the last iterate's scoring."""
+        return self.n_demo_steps + (self.n_iters + self.selects_by_loss) * self.steps_per_iter
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -208,6 +247,7 @@ def check_fields(config: Any) -> None:
             "str": isinstance(value, str),
             "bool": isinstance(value, bool),
             "list[int]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+            "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
             "dict[str, Any]": isinstance(value, dict),
         }[kind.split(" |")[0]]
         if not ok:
@@ -251,19 +291,18 @@ def default_expert(env_id: str) -> str | None:
     return zoo_file("experts.yml").get(env_id)
 
 
-def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None, expert: str | None = None) -> dict:
+def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None) -> dict:
     """The entry for ``env_id`` in ``zoo_configs/{algo}-{config_name}.yml`` (the article's config: none).
 
-    An entry's optional ``by_expert`` map (Hub repo -> keys) adjusts it when imitating another expert than
-    the env's default.
+    A file's ``default`` entry applies to every env; an env's own entry is layered on it. Nothing is keyed by
+    expert: what depends on the expert follows from what a run observes (``adapt``, :mod:`sb3_il.recipe`).
     """
     if config_name in (None, ARTICLE):
         return {}
     if config_name not in config_names(algo):
         raise UserError(f"no config {algo}-{config_name}.yml; available: {', '.join(config_names(algo))}")
-    entry = dict(zoo_file(f"{algo}-{config_name}.yml").get(env_id, {}))
-    by_expert = entry.pop("by_expert", None) or {}
-    return entry | by_expert.get(expert or default_expert(env_id), {})
+    table = zoo_file(f"{algo}-{config_name}.yml")
+    return dict(table.get("default", {})) | dict(table.get(env_id, {}))
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -301,7 +340,7 @@ def make_config(
         raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
     if config_file is None:
         values["expert"] = default_expert(env_id)
-        values.update(zoo_hyperparams(algo, env_id, config_name, overrides.get("expert")))
+        values.update(zoo_hyperparams(algo, env_id, config_name))
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.update(algo=algo, env_id=env_id)
     known = {f.name for f in dataclasses.fields(TrainConfig)}

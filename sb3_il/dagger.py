@@ -5,7 +5,7 @@
                                -> relabel with expert -> aggregate into buffer -> fit -> evaluate
 
 Label budget: ``n_demo_steps + n_iters * steps_per_iter`` expert actions (11,000 with the defaults).
-Training never reads the env's reward; only evaluation (and the opt-in ``select_last``) does.
+Training never reads the env's reward; only evaluation (and the opt-in ``select_by="return"``) does.
 """
 
 from __future__ import annotations
@@ -13,28 +13,36 @@ from __future__ import annotations
 import copy
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-from imitation.data.types import Trajectory
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import set_random_seed
 from tqdm import tqdm
 
 from sb3_il.bc import fit
 from sb3_il.buffer import ReplayBuffer
-from sb3_il.config import TrainConfig, parse_beta_schedule
-from sb3_il.demos import collect_demos, save_demos, transitions, with_noise
+from sb3_il.config import TrainConfig, package_version, parse_beta_schedule
+from sb3_il.demos import (
+    Demonstrations,
+    LabelLog,
+    collect_demos,
+    save_demos,
+    save_labels,
+    with_noise,
+    write_provenance,
+)
 from sb3_il.envs import make_env
 from sb3_il.evaluation import EVAL_SEED, Evaluator, completed, evaluate_expert, percent_of_expert
 from sb3_il.experts import Expert, load_expert
 from sb3_il.policy import ActFn, Learner, ObsNormalizer, actor_parameters, make_learner, pack_ensemble, save_policy
-from sb3_il.selection import select_best, select_uncovered
+from sb3_il.recipe import adapt
+from sb3_il.selection import imitation_loss, select_uncovered, validation_returns
 
 #: The "returns" of an iteration evaluated with 0 episodes: logged as NaN, a gap in the learning curve.
 NO_EVAL = np.array([np.nan])
@@ -58,40 +66,63 @@ class IterationStats:
 class RunResult:
     n_demo_episodes: int
     discrete: bool = False
+    #: The config as run: ``adapt`` resolved (:mod:`sb3_il.recipe`).
+    config: TrainConfig | None = None
     expert_return_mean: float = float("nan")
     expert_return_std: float = float("nan")
     curve: list[IterationStats] = field(default_factory=list)
     #: Wall time of the whole run, setup and evaluation included (``curve[-1].wall_s`` is training alone).
     total_wall_s: float = float("nan")
-    #: With ``select_last``: the iteration whose policy was kept, and each candidate's validation return.
+    #: With ``select_last``: the iteration whose policy was kept, and each candidate's score (its on-policy
+    #: imitation loss, lower is better, or its validation return, by ``select_by``).
     selected_iteration: int | None = None
-    validation_returns: list[float] = field(default_factory=list)
+    selection_scores: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Cursor:
+    """Where DAgger's collection stands: the observation to act on, its episode (counted over the run) and step."""
+
+    obs: np.ndarray
+    episode: int = 0
+    step: int = 0
+
+
+@dataclass
+class Visits:
+    obs: np.ndarray
+    episode: np.ndarray
+    step: np.ndarray
+
+    def __getitem__(self, index: np.ndarray) -> Visits:
+        return Visits(self.obs[index], self.episode[index], self.step[index])
 
 
 def collect(
     env: gym.Env,
-    obs: np.ndarray,
+    cursor: Cursor,
     learner: ActFn,
     expert: ActFn,
     n_steps: int,
     beta: float,
     noise: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Visit ``n_steps`` states from ``obs``, acting with the learner (the expert with probability β).
-
-    Returns the visited states and the observation to continue from; the env resets on termination,
-    so the budget is exact. ``noise`` perturbs the executed actions (:func:`sb3_il.demos.with_noise`).
-    """
-    observations = np.empty((n_steps, *env.observation_space.shape), dtype=np.float32)
+) -> Visits:
+    """Visit ``n_steps`` states from ``cursor`` (advanced past them), acting with the learner (the expert with
+    probability β). The env resets on termination, so the budget is exact. ``noise`` perturbs the executed
+    actions (:func:`sb3_il.demos.with_noise`)."""
+    visits = Visits(np.empty((n_steps, *env.observation_space.shape), dtype=np.float32),
+                    np.empty(n_steps, np.int32), np.empty(n_steps, np.int32))  # fmt: skip
     noisy_learner, noisy_expert = (with_noise(p, noise, env.action_space, rng) for p in (learner, expert))
     for t in range(n_steps):
-        observations[t] = obs
+        visits.obs[t], visits.episode[t], visits.step[t] = cursor.obs, cursor.episode, cursor.step
         policy = noisy_expert if beta > 0 and rng.random() < beta else noisy_learner
-        obs, _, terminated, truncated, _ = env.step(policy(obs[None])[0])
+        cursor.obs, _, terminated, truncated, _ = env.step(policy(cursor.obs[None])[0])
+        cursor.step += 1
         if terminated or truncated:
-            obs, _ = env.reset()
-    return observations, obs
+            cursor.obs, _ = env.reset()
+            cursor.episode, cursor.step = cursor.episode + 1, 0
+    return visits
 
 
 class Actors:
@@ -149,33 +180,34 @@ class Reporter:
 
 
 def demonstrations(
-    config: TrainConfig, expert: Expert, demos: Sequence[Trajectory] | None
-) -> tuple[Sequence[Trajectory], np.ndarray, np.ndarray]:
-    """(episodes, observations, actions): ``demos`` if given, else collected; exactly ``n_demo_steps`` labels."""
+    config: TrainConfig, expert: Expert, demos: Demonstrations | None
+) -> tuple[Demonstrations, np.ndarray, np.ndarray]:
+    """(demonstrations, observations, actions): ``demos`` if given, else collected; exactly ``n_demo_steps``."""
     if demos is None:
-        demos = collect_demos(expert, config.env_id, config.n_demo_steps, config.seed, config.noise)
-    obs, acts = transitions(demos)
+        collected = collect_demos(expert, config.env, config.n_demo_steps, config.seed, config.noise)
+        demos = Demonstrations(list(collected))
+    obs, acts = demos.transitions()
     return demos, obs[: config.n_demo_steps], acts[: config.n_demo_steps]  # whole episodes overshoot
 
 
 def relabel(
-    config: TrainConfig, env: gym.Env, obs: np.ndarray, actors: Actors, expert: Expert, buffer: ReplayBuffer,
-    beta: float, rng: np.random.Generator,
-) -> tuple[np.ndarray, int]:  # fmt: skip
-    """One DAgger collection: visit, pick the states to label, label them, aggregate. (obs to go on, visits)."""
+    config: TrainConfig, env: gym.Env, cursor: Cursor, actors: Actors, expert: Expert, buffer: ReplayBuffer | None,
+    beta: float, rng: np.random.Generator, log: LabelLog, it: int,
+) -> tuple[int, float]:  # fmt: skip
+    """One DAgger collection: visit, pick the states to label, label them, aggregate into ``buffer`` (None: only
+    score). Returns the states visited and the current learner's imitation loss on the labelled ones."""
     n_visit = config.steps_per_iter * config.candidates_per_label
-    visited, obs = collect(env, obs, actors.learner, expert, n_visit, beta, config.noise, rng)
+    visited = collect(env, cursor, actors.learner, expert, n_visit, beta, config.noise, rng)
     chosen = visited
-    if config.candidates_per_label > 1:
-        picked = select_uncovered(visited, buffer.observations(), config.steps_per_iter, actors.learner.normalizer)
-        chosen = visited[picked]
-    add_labels(buffer, expert, chosen, config.jacobian_weight > 0)
-    return obs, len(visited)
-
-
-def add_labels(buffer: ReplayBuffer, expert: Expert, obs: np.ndarray, sobolev: bool) -> None:
-    """The expert's actions at ``obs`` (and its Jacobians there, for Sobolev training) into the buffer."""
-    buffer.add(obs, expert(obs), expert.jacobian(obs) if sobolev else None)
+    if config.candidates_per_label > 1 and buffer is not None:
+        chosen = visited[select_uncovered(visited.obs, buffer.observations(), config.steps_per_iter,
+                                          actors.learner.normalizer)]  # fmt: skip
+    actions = expert(chosen.obs)
+    loss = imitation_loss(actors.learner, chosen.obs, actions)
+    if buffer is not None:
+        buffer.add(chosen.obs, actions, expert.jacobian(chosen.obs) if config.jacobian_weight > 0 else None)
+    log.add(chosen.obs, actions, it, beta, chosen.episode, chosen.step)
+    return len(visited.obs), loss
 
 
 def make_buffer(config: TrainConfig, env: gym.Env) -> ReplayBuffer:
@@ -191,7 +223,7 @@ def train(
     config: TrainConfig,
     run_dir: Path,
     logger: Logger,
-    demos: Sequence[Trajectory] | None = None,
+    demos: Demonstrations | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
     expert: ActFn | None = None,
@@ -204,35 +236,42 @@ def train(
     start = time.perf_counter()
     set_random_seed(config.seed)
     generator, rng = th.Generator().manual_seed(config.seed), np.random.default_rng(config.seed)
-    env = make_env(config.env_id)
+    env = make_env(config.env)
     expert = expert if expert is not None else load_expert(config.expert, env, trust_remote_code)
     n_final = max(config.eval_episodes, config.final_eval_episodes)
-    evaluator = Evaluator(config.env_id, n_final, EVAL_SEED, background=config.background_eval)
+    evaluator = Evaluator(config.env, n_final, EVAL_SEED, background=config.background_eval)
     try:
-        expert_eval = evaluate_expert(evaluator, expert, config.env_id, EVAL_SEED, config.final_eval_episodes)
+        expert_eval = evaluate_expert(evaluator, expert, config.env, EVAL_SEED, config.final_eval_episodes)
         demos, demo_obs, demo_acts = demonstrations(config, expert, demos)
-        demos_saved = evaluator.run(save_demos, run_dir / "demos", demos)
+        config = result_config = adapt(config, expert, demo_acts, env.action_space)
+        demos_saved = evaluator.run(save_demos, run_dir / "demos", demos.trajectories)
         buffer = make_buffer(config, env)
         buffer.add(demo_obs, demo_acts, expert.jacobian(demo_obs) if config.jacobian_weight > 0 else None)
         actors = Actors(env, config)
-        result = RunResult(len(demos), isinstance(env.action_space, gym.spaces.Discrete))
+        result = RunResult(len(demos.trajectories), isinstance(env.action_space, gym.spaces.Discrete), result_config)
         bar = tqdm(total=config.n_iters + 1, desc=config.run_name, disable=not progress, unit="iter")
         reporter = Reporter(result, expert_eval, logger, bar)
         beta_at = parse_beta_schedule(config.beta_schedule)
-        labels, env_steps, obs, candidates = len(demo_obs), 0, None, []
+        labels, env_steps, cursor, log = len(demo_obs), 0, None, LabelLog()
+        candidates: dict[int, Learner] = {}  # the last select_last iterates
+        on_policy: dict[int, float] = {}  # each iterate's loss on the states it visited
         loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and background eval
         for it in range(config.n_iters + 1):
             last, beta = it == config.n_iters, beta_at(it) if it > 0 else 1.0
             if it > 0:
-                if obs is None or config.reset_each_iter:
-                    obs, _ = env.reset(seed=config.seed * 1000 + it)
-                obs, visits = relabel(config, env, obs, actors, expert, buffer, beta, rng)
+                if cursor is None or config.reset_each_iter:
+                    episode = 0 if cursor is None else cursor.episode + (cursor.step > 0)
+                    cursor = Cursor(env.reset(seed=config.seed * 1000 + it)[0], episode)
+                visits, on_policy[it - 1] = relabel(config, env, cursor, actors, expert, buffer, beta, rng, log, it)
                 env_steps, labels = env_steps + visits, labels + config.steps_per_iter
             loss = actors.fit(buffer, config, generator)
             if it > config.n_iters - config.select_last:
-                candidates.append(copy.deepcopy(actors.learner))
+                candidates[it] = copy.deepcopy(actors.learner)
+            if last and config.selects_by_loss:  # the last iterate's own collection, labelled to score it
+                visits, on_policy[it] = relabel(config, env, cursor, actors, expert, None, 0.0, rng, log, it + 1)
+                env_steps, labels = env_steps + visits, labels + config.steps_per_iter
             if last and len(candidates) > 1:
-                env_steps += keep_best(actors.learner, candidates, config, result)
+                env_steps += keep_best(actors.learner, candidates, on_policy, config, result)
             grad_steps, wall_s = config.grad_steps * (it + 1), time.perf_counter() - loop_start
             stats = dict(iteration=it, expert_labels=labels, env_steps=env_steps, grad_steps=grad_steps, loss=loss,
                          beta=beta, wall_s=wall_s)  # fmt: skip
@@ -244,7 +283,9 @@ def train(
             reporter.add(stats, returns, last)
         bar.close()
         save_policy(actors.model, actors.learner.normalizer, run_dir)
+        save_labels(run_dir / "labels", log)
         demos_saved.result()
+        write_provenance([run_dir / "demos", run_dir / "labels"], provenance(config, expert, demos, result, log))
         result.total_wall_s = time.perf_counter() - start
         return result
     finally:
@@ -252,10 +293,43 @@ def train(
         env.close()
 
 
-def keep_best(learner: Learner, candidates: list[Learner], config: TrainConfig, result: RunResult) -> int:
-    """``select_last``: make ``learner`` the best candidate on validation episodes; the env steps they took."""
-    best, result.validation_returns, steps = select_best(learner, candidates, config.env_id, config.select_episodes)
-    result.selected_iteration = config.n_iters + 1 - len(candidates) + best
+def provenance(
+    config: TrainConfig, expert: Expert, demos: Demonstrations, result: RunResult, log: LabelLog
+) -> dict[str, Any]:
+    """Who labelled a run's data, on what, with what: written beside ``demos/`` and ``labels/``."""
+    return {
+        "expert": config.expert,
+        "expert_revision": expert.revision,
+        "expert_return": result.expert_return_mean,
+        "expert_return_std": result.expert_return_std,
+        "expert_eval_episodes": config.final_eval_episodes,
+        "env_id": config.env_id,
+        "gymnasium_version": gym.__version__,
+        "seed": config.seed,
+        "sb3_il_version": package_version(),
+        "demos_source": demos.source or "collected by this run",
+        "n_episodes": len(demos.trajectories),
+        "n_transitions": int(sum(len(t) for t in demos.trajectories)),
+        "n_labels": int(sum(len(row["obs"]) for row in log.rows)),
+    }
+
+
+def keep_best(
+    learner: Learner, candidates: dict[int, Learner], on_policy: dict[int, float], config: TrainConfig,
+    result: RunResult,
+) -> int:  # fmt: skip
+    """``select_last``: make ``learner`` the best candidate iterate, by on-policy loss or validation return
+    (``select_by``); returns the env steps the choice took."""
+    steps = 0
+    if config.select_by == "return":
+        scores, steps = validation_returns(list(candidates.values()), config.env, config.select_episodes)
+        best = list(candidates)[int(np.argmax(scores))]
+    else:
+        scores = [on_policy[it] for it in candidates]
+        best = min(candidates, key=on_policy.__getitem__)
+    learner.policy.load_state_dict(candidates[best].policy.state_dict())
+    learner.normalizer = candidates[best].normalizer
+    result.selected_iteration, result.selection_scores = best, scores
     return steps
 
 

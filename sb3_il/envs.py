@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -11,8 +12,46 @@ from sb3_il.config import TrainConfig
 from sb3_il.errors import UserError, first_line
 
 
+def _time_feature(env: gym.Env) -> gym.Env:
+    from sb3_contrib.common.wrappers import TimeFeatureWrapper
+
+    return TimeFeatureWrapper(env)
+
+
+#: Env wrappers an expert's config.yml may name (RL Zoo's ``env_wrapper``), by import path. A downloaded file
+#: chooses among these; any other path would be code it chose, so it is refused.
+WRAPPERS: dict[str, Callable[[gym.Env], gym.Env]] = {"sb3_contrib.common.wrappers.TimeFeatureWrapper": _time_feature}
+
+
+def wrapper_names(recorded: object) -> list[str]:
+    """The wrappers a Zoo ``env_wrapper`` entry names (a path, a ``{path: kwargs}`` map, or a list of them)."""
+    entries = recorded if isinstance(recorded, list) else [] if recorded is None else [recorded]
+    names = []
+    for entry in entries:
+        name, kwargs = next(iter(entry.items())) if isinstance(entry, dict) and len(entry) == 1 else (entry, None)
+        if name not in WRAPPERS or kwargs:
+            raise UserError(
+                f"the expert's env_wrapper {entry!r} is not one sb3-il applies ({', '.join(WRAPPERS)}, without "
+                "arguments); pass --env-wrapper with the ones it needs, or another expert"
+            )
+        names.append(name)
+    return names
+
+
 def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
-    """``gym.make`` that turns registry and MuJoCo failures into one-line :class:`UserError` s."""
+    """``gym.make`` that turns registry and MuJoCo failures into one-line :class:`UserError` s.
+
+    ``env_id`` may name wrappers after the id, ``Walker2d-v4|sb3_contrib.common.wrappers.TimeFeatureWrapper``
+    (:attr:`sb3_il.config.TrainConfig.env`), applied in order from :data:`WRAPPERS`.
+    """
+    base, *wrappers = env_id.split("|")
+    env = _make(base, render_mode)
+    for name in wrapper_names(wrappers):
+        env = WRAPPERS[name](env)
+    return env
+
+
+def _make(env_id: str, render_mode: str | None) -> gym.Env:
     try:
         return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as err:
@@ -32,7 +71,8 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
 
 def check_env_fits(config: TrainConfig) -> None:
     """The checks of ``config`` that need its env built, before anything is trained or written."""
-    env = make_env(config.env_id)
+    wrapper_names(config.env_wrapper)
+    env = make_env(config.env)
     env.close()
     if not config.expert:
         raise UserError(

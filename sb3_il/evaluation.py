@@ -51,6 +51,7 @@ class EpisodeRunner:
         self.envs = [make_env(env_id) for _ in range(max_episodes)]
         self.seed = seed
         self.steps = 0  # env steps taken so far, for budgets that count them
+        self.terminated = np.zeros(0, dtype=bool)  # the last call's episodes that ended by termination
 
     def __call__(self, act: ActFn, n_episodes: int, first: int = 0) -> np.ndarray:
         """Undiscounted returns of ``n_episodes`` deterministic episodes (seeds ``seed+first ..``)."""
@@ -58,6 +59,7 @@ class EpisodeRunner:
         obs = np.stack([env.reset(seed=self.seed + first + i)[0] for i, env in enumerate(envs)])
         returns = np.zeros(len(envs))
         active = np.ones(len(envs), dtype=bool)
+        self.terminated = np.zeros(len(envs), dtype=bool)
         while active.any():
             idx = np.flatnonzero(active)
             actions = act(obs[idx])
@@ -66,6 +68,7 @@ class EpisodeRunner:
                 obs[i], reward, terminated, truncated, _ = envs[i].step(actions[j])
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
+                self.terminated[i] = terminated
         return returns
 
     def close(self) -> None:
@@ -245,6 +248,15 @@ def percent_of_expert(learner_return: float, expert_return: float) -> float:
     """``100 * learner / expert``, generalised so that worse is always below 100 when the expert's
     return is negative (Pendulum): ``100 * (1 + (learner - expert) / |expert|)``."""
     return 100.0 * (1.0 + (learner_return - expert_return) / abs(expert_return))
+
+
+def fall_rate(act: ActFn, env_id: str, n_episodes: int, seed: int = EVAL_SEED) -> float:
+    """Share of ``n_episodes`` deterministic episodes (the evaluation's seeds) that the env terminated before its
+    time limit: in Hopper, Walker2d and Ant, the body fell."""
+    runner = EpisodeRunner(env_id, n_episodes, seed)
+    runner(act, n_episodes)
+    runner.close()
+    return float(runner.terminated.mean())
 
 
 def record_video(act: ActFn, env_id: str, path: Path, seed: int = EVAL_SEED, max_steps: int = 1000) -> str | None:

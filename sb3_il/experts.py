@@ -74,6 +74,8 @@ class ExpertFiles:
     vec_normalize_path: Path | None
     #: The Hub commit the files came from (a local zip: a hash of its bytes), so results name the exact expert.
     revision: str = ""
+    #: The RL Zoo's ``env_wrapper`` entry of its config.yml, as recorded (None: none).
+    env_wrapper: object = None
 
 
 def _hub_file(repo_id: str, filename: str) -> Path:
@@ -101,9 +103,9 @@ def download_expert(repo_id: str) -> ExpertFiles:
     algo = _algo_of(name, repo_id)
     model_path = _hub_file(repo_id, f"{name}.zip")
     config = read_yaml(_hub_file(repo_id, "config.yml"))
-    normalize = dict(config or {}).get("normalize", False) if isinstance(config, dict) else False
-    vec_normalize_path = _hub_file(repo_id, "vec_normalize.pkl") if normalize else None
-    return ExpertFiles(repo_id, algo, model_path, vec_normalize_path, model_path.parent.name)
+    config = dict(config) if isinstance(config, dict) else {}
+    vec_normalize_path = _hub_file(repo_id, "vec_normalize.pkl") if config.get("normalize", False) else None
+    return ExpertFiles(repo_id, algo, model_path, vec_normalize_path, model_path.parent.name, config.get("env_wrapper"))
 
 
 def local_expert(path: Path) -> ExpertFiles:
@@ -112,7 +114,9 @@ def local_expert(path: Path) -> ExpertFiles:
     vec_normalize = path.parent / "vec_normalize.pkl"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     stats = vec_normalize if vec_normalize.is_file() else None
-    return ExpertFiles(str(path), _algo_of(path.stem, str(path)), path, stats, f"sha256:{digest}")
+    config = read_yaml(path.parent / "config.yml") if (path.parent / "config.yml").is_file() else {}
+    wrapper = dict(config).get("env_wrapper") if isinstance(config, dict) else None
+    return ExpertFiles(str(path), _algo_of(path.stem, str(path)), path, stats, f"sha256:{digest}", wrapper)
 
 
 def expert_files(expert: str) -> ExpertFiles:

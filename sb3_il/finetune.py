@@ -71,7 +71,7 @@ def load_source(source: str) -> Source:
             source,
             run_file(folder, POLICY_FILE),
             run_file(folder, VEC_NORMALIZE_FILE) if vec_normalize.exists() or vec_normalize.is_symlink() else None,
-            run.config.env_id,
+            run.env,
             run.results.get("mean_return", run.results.get("final_return")),
             float(expert) if expert is not None and np.isfinite(expert) else None,
         )
@@ -206,7 +206,7 @@ def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize |
 def finetune(source: str | None, config: FinetuneConfig, out: Path, trust_remote_code: bool = False) -> dict[str, Any]:
     """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
     config.validate()
-    hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
+    hyper = ppo_hyperparams(config.env_id.split("|")[0]) | (config.ppo or {})
     n_envs, normalize_reward = int(hyper.pop("n_envs")), bool(hyper.pop("normalize_reward"))
     max_log_std = float(hyper.pop("max_log_std"))
     if max_log_std < LOG_STD_CANDIDATES[-1]:

@@ -39,9 +39,12 @@ def check_repo_id(repo_id: str, run: Run) -> str:
     return name
 
 
-def package_run(run_dir: Path, repo_id: str, out_dir: Path, video_steps: int = 1000) -> Path:
+def package_run(
+    run_dir: Path, repo_id: str, out_dir: Path, video_steps: int = 1000, dataset: str | None = None
+) -> Path:
     """Write exactly the files a push uploads into ``out_dir`` (new, or an earlier package); ``video_steps=0``:
-    no video. Only the run's own regular files are read (no symbolic links), and the policy must load."""
+    no video; ``dataset``: the Hub dataset of the run's data, named in the card. Only the run's own regular
+    files are read (no symbolic links), and the policy must load."""
     if video_steps < 0:
         raise UserError(f"--video-steps must be 0 (no video) or more, got {video_steps}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -60,11 +63,12 @@ def package_run(run_dir: Path, repo_id: str, out_dir: Path, video_steps: int = 1
         has_video = False
         if video_steps > 0:
             act = predict_fn(*load_learner(run_dir))
-            why_not = record_video(act, run.config.env_id, stage / "replay.mp4", run.config.seed, video_steps)
+            why_not = record_video(act, run.env, stage / "replay.mp4", run.config.seed, video_steps)
             has_video = why_not is None
             if why_not:
                 print(f"note: no replay.mp4 ({why_not}); set MUJOCO_GL=egl with its system library to render")
-        atomic_write(stage / "README.md", lambda p: p.write_text(model_card(repo_id, run, has_video)))
+        card = model_card(repo_id, run, has_video, dataset)
+        atomic_write(stage / "README.md", lambda p: p.write_text(card))
     return out_dir
 
 
@@ -82,9 +86,11 @@ def hub_results(run: Run, repo_id: str) -> dict:
     }
 
 
-def as_hub_cache(package: Path, repo_id: str, cache_dir: Path, revision: str = "0" * 40) -> Path:
-    """Lay ``package`` out as a Hugging Face cache entry, so the real offline ``load_from_hub`` reads it."""
-    repo_dir = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+def as_hub_cache(
+    package: Path, repo_id: str, cache_dir: Path, revision: str = "0" * 40, repo_type: str = "model"
+) -> Path:
+    """Lay ``package`` out as a Hugging Face cache entry, so the real offline Hub client reads it."""
+    repo_dir = Path(cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
     snapshot = repo_dir / "snapshots" / revision
     shutil.copytree(package, snapshot, dirs_exist_ok=True)
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ ALGO_TAGS = {"bc": "behavior-cloning", "dagger": "dagger", "ppo": "rl-fine-tunin
 INSTALL = "pip install sb3-il"
 
 
-def metadata(repo_id: str, run: Run, mean: float, std: float) -> dict[str, Any]:
+def metadata(repo_id: str, run: Run, mean: float, std: float, dataset: str | None = None) -> dict[str, Any]:
     env_id = run.config.env_id
     meta: dict[str, Any] = {
         "library_name": "stable-baselines3",
@@ -38,10 +38,12 @@ def metadata(repo_id: str, run: Run, mean: float, std: float) -> dict[str, Any]:
     source = str(run.results.get("source") or "")
     if run.kind == "finetune" and source.count("/") == 1 and not source.startswith((".", "/")):
         meta["base_model"] = source  # fine-tuned from a Hub repo
+    if dataset:
+        meta["datasets"] = [dataset]
     return meta
 
 
-def model_card(repo_id: str, run: Run, has_video: bool) -> str:
+def model_card(repo_id: str, run: Run, has_video: bool, dataset: str | None = None) -> str:
     """README.md for ``repo_id``: metadata, what the policy is and how well it does, the settings, usage."""
     if run.kind == "finetune":
         mean, std = run.results["curve"][-1]["mean_return"], run.results["curve"][-1]["std_return"]
@@ -52,7 +54,7 @@ def model_card(repo_id: str, run: Run, has_video: bool) -> str:
     video = '<video src="replay.mp4" controls autoplay loop muted></video>\n\n' if has_video else ""
     settings = yaml.safe_dump(_settings(run.config), sort_keys=False).strip()
     return f"""---
-{yaml.safe_dump(metadata(repo_id, run, mean, std), sort_keys=False)}---
+{yaml.safe_dump(metadata(repo_id, run, mean, std, dataset), sort_keys=False)}---
 
 # {title}
 
@@ -125,10 +127,13 @@ def data_text(config: TrainConfig, results: dict[str, Any]) -> str:
         labelled = f"{visited} learner steps (the {config.steps_per_iter} least covered labelled)"
     text = f"{config.n_iters} DAgger iterations of {labelled}, β schedule `{config.beta_schedule}`"
     if config.select_last > 1 and results.get("selected_iteration") is not None:  # not the last iterate
-        text += (
-            f"; the policy is iteration {results['selected_iteration']}'s, the best of the last "
-            f"{config.select_last} on {config.select_episodes} validation episodes each (reads the env's reward)"
+        how = (
+            f"on {config.select_episodes} validation episodes each (reads the env's reward)"
+            if config.select_by == "return"
+            else "by its imitation loss on the states it visited (reward-free)"
         )
+        chosen = results["selected_iteration"]
+        text += f"; the policy is iteration {chosen}'s, the best of the last {config.select_last} {how}"
     return text
 
 

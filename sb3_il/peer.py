@@ -49,7 +49,7 @@ def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
     venv = DummyVecEnv([lambda: RolloutInfoWrapper(make_env(config.env_id))])
     venv.seed(config.seed)
     expert = load_expert(config.expert, venv)
-    demos = load_demos(our_run / "demos")
+    demos = load_demos(our_run / "demos").trajectories
     scratch = tempfile.TemporaryDirectory()  # imitation's logs and DAgger's demos; imitation would use /tmp
     logger = configure(scratch.name, format_strs=[])
     policy = ActorCriticPolicy(

@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from stable_baselines3.common.logger import KVWriter, Logger, configure
 
 from sb3_il.config import FinetuneConfig, TrainConfig, read_config_file
 from sb3_il.dagger import RunResult, train
-from sb3_il.demos import load_demos, transitions
-from sb3_il.envs import check_env_fits, make_env
+from sb3_il.demos import Demonstrations, load_demos
+from sb3_il.envs import check_env_fits, make_env, wrapper_names
 from sb3_il.errors import UserError, first_line
+from sb3_il.experts import expert_files
 from sb3_il.files import staged_dir, write_json, write_yaml
 from sb3_il.plots import learning_curve
 from sb3_il.policy import POLICY_FILE, ActFn
@@ -45,6 +45,11 @@ class Run:
     kind: str  # "imitation" (train) or "finetune"
     config: TrainConfig | FinetuneConfig
     results: dict[str, Any]
+
+    @property
+    def env(self) -> str:
+        """The env its policy acts in, wrappers included (:attr:`sb3_il.config.TrainConfig.env`)."""
+        return self.config.env if isinstance(self.config, TrainConfig) else self.config.env_id
 
     @property
     def algo(self) -> str:
@@ -123,16 +128,21 @@ def make_logger(folder: Path) -> Logger:
     return logger
 
 
-def prepare(config: TrainConfig, trust_remote_code: bool = False) -> tuple[TrainConfig, Sequence | None]:
-    """Every check that needs the env or the demonstrations, before a folder is made; with ``--demos``, the
-    config's ``n_demo_steps`` becomes what the dataset holds, at most the requested number."""
+def prepare(config: TrainConfig, trust_remote_code: bool = False) -> tuple[TrainConfig, Demonstrations | None]:
+    """Every check that needs the env, the expert's files or the demonstrations, before a folder is made.
+
+    The config takes the env wrappers the expert's files record (unless given) and, with ``--demos``,
+    ``n_demo_steps`` becomes what the dataset holds, at most the requested number: ``config.yml`` replays both.
+    """
+    if not config.env_wrapper and config.expert and not config.expert.startswith("callable:"):
+        config = dataclasses.replace(config, env_wrapper=wrapper_names(expert_files(config.expert).env_wrapper))
     check_env_fits(config)
     if not config.demos:
         return config, None
-    env = make_env(config.env_id)
+    env = make_env(config.env)
     demos = load_demos(config.demos, env, trust_remote_code)
     env.close()
-    held = len(transitions(demos)[0])
+    held = len(demos.transitions()[0])
     return dataclasses.replace(config, n_demo_steps=min(held, config.n_demo_steps)), demos
 
 
@@ -155,6 +165,8 @@ def train_run(
             result = train(config, stage, logger, demos, progress, trust_remote_code, expert)
         finally:
             logger.close()
+        config = result.config or config  # the recipe resolved: what replays the run
+        write_yaml(stage / CONFIG_FILE, config.to_dict())
         final = result.curve[-1]
         if not math.isfinite(final.loss):
             raise UserError(f"training diverged (loss {final.loss}); lower --lr (it is {config.lr})")
@@ -187,10 +199,12 @@ def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
         "pct_expert": final.pct_expert,
         "expert_labels": final.expert_labels,
         "n_demo_episodes": result.n_demo_episodes,
+        "demos_source": config.demos or "collected",
         "discrete": result.discrete,
         "env_steps": final.env_steps,
         "selected_iteration": result.selected_iteration,
-        "validation_returns": result.validation_returns,
+        "select_by": config.select_by if result.selected_iteration is not None else None,
+        "selection_scores": result.selection_scores,
         "grad_steps": final.grad_steps,
         "wall_s": result.total_wall_s,
         "train_wall_s": final.wall_s,

@@ -36,22 +36,25 @@ def select_uncovered(
     return np.sort(picked)
 
 
-def select_best(
-    learner: Learner, candidates: list[Learner], env_id: str, n_episodes: int
-) -> tuple[int, list[float], int]:
-    """Make ``learner`` the candidate with the best mean return over validation episodes.
+def imitation_loss(learner: Learner, obs: np.ndarray, labels: np.ndarray) -> float:
+    """How far the actions ``learner`` executes at ``obs`` are from the expert's ``labels``: mean squared
+    difference (Box, both inside the bounds the env clips to) or the rate of disagreement (Discrete).
 
-    DAgger's guarantee (Ross et al., 2011) is for the best policy of the sequence, not the last. The
-    episodes are deterministic, on seeds of their own (:data:`VALIDATION_SEED`); they cost env steps, not
-    expert labels, and read the env's reward. Returns (index of the chosen candidate, each candidate's
-    validation return, env steps taken).
+    On the states an iterate visited this is DAgger's on-policy loss, for whose best iterate its guarantee holds
+    (Ross et al., 2011): a choice among iterates that needs no reward.
     """
+    actions = learner(obs)
+    if learner.discrete:
+        return float((actions != np.asarray(labels)).mean())
+    return float(np.square(actions - np.asarray(labels)).mean())
+
+
+def validation_returns(candidates: list[Learner], env_id: str, n_episodes: int) -> tuple[list[float], int]:
+    """Each candidate's mean return on deterministic validation episodes (seeds of their own,
+    :data:`VALIDATION_SEED`; they read the env's reward), and the env steps taken."""
     runner = EpisodeRunner(env_id, n_episodes, VALIDATION_SEED)
     try:
         scores = [float(runner(candidate, n_episodes).mean()) for candidate in candidates]
     finally:
         runner.close()
-    best = int(np.argmax(scores))
-    learner.policy.load_state_dict(candidates[best].policy.state_dict())
-    learner.normalizer = candidates[best].normalizer
-    return best, scores, runner.steps
+    return scores, runner.steps

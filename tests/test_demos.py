@@ -26,9 +26,9 @@ def test_noisy_demos_keep_clean_expert_labels_and_round_trip(hub_cache, tmp_path
     assert len(obs) >= 400 and len(demos) == 2  # whole 200-step episodes
     np.testing.assert_allclose(acts, expert(obs), atol=1e-6)  # labels are the expert's, not the executed actions
     save_demos(tmp_path / "demos", demos)
-    again_obs, again_acts = transitions(load_demos(tmp_path / "demos"))
+    again_obs, again_acts = load_demos(tmp_path / "demos").transitions()
     np.testing.assert_array_equal(again_obs, obs)
     np.testing.assert_array_equal(again_acts, acts)
-    assert len(load_demos(tmp_path / "demos", make_env("Pendulum-v1"))) == 2
+    assert len(load_demos(tmp_path / "demos", make_env("Pendulum-v1")).trajectories) == 2
     with pytest.raises(UserError, match=r"observations \(3,\) and actions \(1,\), but CartPole-v1 has \(4,\) and \(\)"):
         load_demos(tmp_path / "demos", make_env("CartPole-v1"))

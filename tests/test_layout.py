@@ -9,8 +9,8 @@ import sb3_il
 #: modules listed before it.
 FLOW = [
     "errors", "files", "config", "trust", "plots", "envs", "policy", "experts", "evaluation", "demos", "buffer",
-    "bc", "selection", "dagger", "runs", "anchored_ppo", "finetune", "model_card", "hub", "api", "peer", "benchmark",
-    "cli", "__main__", "__init__",
+    "bc", "selection", "recipe", "dagger", "runs", "anchored_ppo", "finetune", "model_card", "hub", "data_hub",
+    "api", "peer", "scale", "benchmark", "tune", "cli", "__main__", "__init__",
 ]  # fmt: skip
 
 

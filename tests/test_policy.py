@@ -20,7 +20,7 @@ def test_ensemble_is_one_ppo_policy_acting_with_the_members_mean(runs_dir):
     th.testing.assert_close(actor_output(packed, obs), mean, rtol=0, atol=1e-6)
 
     results = train_run(runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "1000", "--ensemble", "2")
-    assert results["pct_expert"] >= 90, results
+    assert results["pct_expert"] >= 80, results  # seeds 0-9: 99.1% or more (reports/test-margins.md)
     model = PPO.load(results["dir"] / "policy.zip")
     assert model.policy.mlp_extractor.policy_net[0].out_features == 128
 

@@ -1,5 +1,6 @@
 """Which states DAgger labels (k-center) and which iterate it keeps (validation episodes)."""
 
+import datasets
 import numpy as np
 import pytest
 import torch as th
@@ -29,18 +30,38 @@ def test_dagger_labels_only_the_selected_states(runs_dir):
     )
     assert results["expert_labels"] == 1000 + 3 * 1000  # the budget is unchanged
     assert results["env_steps"] == 4 * 3 * 1000
-    assert results["pct_expert"] >= 90, results
+    assert results["pct_expert"] >= 80, results  # seeds 0-9: 95.5% or more (reports/test-margins.md)
 
 
-def test_select_last_keeps_the_best_iterate_on_validation_episodes(runs_dir):
+def test_select_by_return_keeps_the_best_iterate_on_validation_episodes(runs_dir):
     results = train_run(
         runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "300", "--select-last", "3",
-        "--select-episodes", "4",
+        "--select-by", "return", "--select-episodes", "4",
     )  # fmt: skip
-    scores = results["validation_returns"]
-    assert len(scores) == 3 and results["selected_iteration"] == 1 + int(np.argmax(scores))
+    scores = results["selection_scores"]
+    assert results["select_by"] == "return" and len(scores) == 3
+    assert results["selected_iteration"] == 1 + int(np.argmax(scores))
     assert results["expert_labels"] == 1000 + 3 * 1000  # the choice costs env steps, no labels
     assert results["env_steps"] == 3 * 1000 + 3 * 4 * 200  # 4 validation episodes of 200 steps per candidate
     # The saved policy is the chosen iterate: it repeats that iterate's validation return.
     runner = EpisodeRunner("Pendulum-v1", 4, VALIDATION_SEED)
     assert runner(predict_fn(*load_learner(results["dir"])), 4).mean() == pytest.approx(max(scores), rel=1e-6)
+
+
+def test_select_by_loss_is_reward_free_and_keeps_the_iterate_with_the_least_on_policy_loss(runs_dir):
+    """Each iterate is scored on the states it visited, labelled by the expert: the next iteration's labels,
+    and for the last iterate a collection of its own, counted in the label budget and kept in labels/."""
+    results = train_run(
+        runs_dir, "--env", "Pendulum-v1", "--n-iters", "3", "--grad-steps", "300", "--select-last", "3"
+    )  # fmt: skip
+    scores = results["selection_scores"]
+    assert results["select_by"] == "loss" and len(scores) == 3 and min(scores) >= 0
+    assert results["selected_iteration"] == 1 + int(np.argmin(scores))
+    assert results["expert_labels"] == 1000 + 4 * 1000 and results["env_steps"] == 4 * 1000  # no episodes run
+    labels = datasets.load_from_disk(str(results["dir"] / "labels"))
+    assert sorted(set(labels["iteration"])) == [1, 2, 3, 4]
+    # The saved policy is the chosen iterate: its loss on the states its iteration's successor labelled.
+    rows = labels.filter(lambda row: row["iteration"] == results["selected_iteration"] + 1)
+    policy = predict_fn(*load_learner(results["dir"]))
+    obs, acts = np.asarray(rows["obs"]), np.asarray(rows["acts"])
+    assert np.square(policy(obs) - acts).mean() == pytest.approx(min(scores), rel=1e-4)

@@ -1,0 +1,196 @@
+"""Share a run's labelled data: a Hugging Face **dataset** repo (parquet + card), or a Minari dataset.
+
+The dataset repo holds two configs the Hub viewer shows: ``demos`` (the expert's episodes, one a row, in
+imitation's trajectory schema) and ``labels`` (the states DAgger had the expert label, one a row, with
+iteration, β, episode and step), plus ``provenance.json``. ``sb3-il train --demos hf://datasets/USER/NAME``
+trains from it; ``datasets.load_dataset("USER/NAME", "demos")`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sb3_il.config import package_version
+from sb3_il.demos import PROVENANCE_FILE, load_demos
+from sb3_il.envs import make_env
+from sb3_il.errors import UserError, first_line
+from sb3_il.files import atomic_write, staged_dir, write_json
+from sb3_il.runs import Run, read_run
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+PARTS = ("demos", "labels")
+
+
+def check_dataset_id(repo_id: str) -> None:
+    owner, _, name = repo_id.partition("/")
+    if not (_NAME.match(owner) and _NAME.match(name)) or ".." in repo_id:
+        raise UserError(f"--repo-id {repo_id!r} must be USER/NAME of letters, digits, '-', '_' or '.'")
+
+
+def package_demos(run_dir: Path, repo_id: str, out_dir: Path) -> Path:
+    """Write exactly the files a dataset push uploads into ``out_dir`` (new, or an earlier package)."""
+    import datasets
+
+    check_dataset_id(repo_id)
+    run = read_run(Path(run_dir))
+    datasets.disable_progress_bars()
+    counts: dict[str, int] = {}
+    with staged_dir(Path(out_dir), discard_on=(UserError,)) as stage:
+        for part in PARTS:
+            folder = run.folder / part
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            data = datasets.load_from_disk(str(folder))
+            (stage / part).mkdir()
+            data.to_parquet(str(stage / part / "train-00000-of-00001.parquet"))
+            counts[part] = len(data)
+        if "demos" not in counts:
+            raise UserError(f"{run_dir} has no demos/ folder; re-run train to collect demonstrations")
+        provenance = dataset_provenance(run, counts)
+        write_json(stage / PROVENANCE_FILE, provenance)
+        atomic_write(stage / "README.md", lambda p: p.write_text(dataset_card(repo_id, run, provenance, counts)))
+    return Path(out_dir)
+
+
+def dataset_provenance(run: Run, counts: dict[str, int]) -> dict[str, Any]:
+    recorded = {}
+    path = run.folder / "demos" / PROVENANCE_FILE
+    if path.is_file() and not path.is_symlink():
+        recorded = json.loads(path.read_text())
+    return recorded | {
+        "episodes": counts.get("demos", 0),
+        "labels": counts.get("labels", 0),
+        "run_algo": run.config.algo,
+        "sb3_il_version": recorded.get("sb3_il_version", package_version()),
+    }
+
+
+def dataset_card(repo_id: str, run: Run, provenance: dict[str, Any], counts: dict[str, int]) -> str:
+    env_id = run.config.env_id
+    meta = {
+        "license": "mit",
+        "task_categories": ["reinforcement-learning"],
+        "tags": ["imitation-learning", "sb3", "sb3-il", "stable-baselines3", env_id],
+        "pretty_name": f"{env_id} expert labels from {run.config.expert}",
+        "configs": [
+            {"config_name": part, "data_files": f"{part}/*.parquet", **({"default": True} if part == "demos" else {})}
+            for part in PARTS
+            if part in counts
+        ],  # fmt: skip
+    }
+    transitions = provenance.get("n_transitions", "?")
+    labels = counts.get("labels", 0)
+    expert_return = provenance.get("expert_return")
+    score = f"{expert_return:.1f}" if isinstance(expert_return, int | float) else "not recorded"
+    return f"""---
+{yaml.safe_dump(meta, sort_keys=False)}---
+
+# {env_id}: expert labels from `{run.config.expert}`
+
+Imitation-learning data written by sb3-il: what the expert
+[`{run.config.expert}`](https://huggingface.co/{run.config.expert}) answered, with its provenance.
+
+| | |
+|---|---|
+| expert | `{run.config.expert}` (revision `{provenance.get("expert_revision", "?")}`) |
+| expert's return | {score} over {provenance.get("expert_eval_episodes", "?")} evaluation episodes |
+| env | `{env_id}` (gymnasium {provenance.get("gymnasium_version", "?")}) |
+| `demos` | {counts.get("demos", 0)} expert episodes, {transitions} transitions (imitation's trajectory schema) |
+| `labels` | {labels} states the {
+        run.config.algo
+    } learner visited, labelled by the expert (iteration, β, episode, step) |
+| seed, sb3-il | {provenance.get("seed", run.config.seed)}, {provenance.get("sb3_il_version", "?")} |
+
+`provenance.json` holds the same as data.
+
+## Usage
+
+```python
+from datasets import load_dataset
+
+demos = load_dataset("{repo_id}", "demos", split="train")     # one expert episode a row
+{
+        "labels = load_dataset("
+        + repr(repo_id).replace("'", '"')
+        + ', "labels", split="train")   # one labelled state a row'
+        if labels
+        else ""
+    }
+```
+
+```bash
+sb3-il train --algo bc --env {env_id} --demos hf://datasets/{repo_id}          # BC on its first 1000 labels
+sb3-il train --algo bc --env {env_id} --demos hf://datasets/{repo_id} --n-demo-steps {counts_total(provenance, labels)}
+```
+"""
+
+
+def counts_total(provenance: dict[str, Any], labels: int) -> int:
+    transitions = provenance.get("n_transitions")
+    return (transitions if isinstance(transitions, int) else 0) + labels
+
+
+def push_dataset(package: Path, repo_id: str, private: bool = False) -> str:
+    """Upload ``package`` as a dataset repo; the token comes from HF_TOKEN or ``huggingface-cli login``."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
+        commit = api.upload_folder(
+            folder_path=str(package),
+            repo_id=repo_id,
+            repo_type="dataset",
+            commit_message="Upload sb3-il demonstrations",
+            ignore_patterns=[".sb3-il"],
+        )
+    except Exception as err:  # auth, network and permission errors from the Hub client
+        raise UserError(f"upload to {repo_id} failed: {first_line(err)} (log in with `huggingface-cli login` or "
+                        "set HF_TOKEN)") from None  # fmt: skip
+    return str(getattr(commit, "commit_url", commit))
+
+
+def export_minari(run_dir: Path, dataset_id: str) -> Path:
+    """Write the run's expert episodes as a Minari dataset through Minari's own API; returns its folder."""
+    try:
+        import minari
+        from minari.data_collector import EpisodeBuffer
+    except ImportError:
+        raise UserError("export-minari needs minari with its writer; pip install 'sb3-il[minari]'") from None
+    run = read_run(Path(run_dir))
+    demos = load_demos(run.folder / "demos")
+    path = Path(minari.storage.get_dataset_path(dataset_id))
+    if path.exists():
+        raise UserError(f"Minari dataset {dataset_id} exists at {path}; choose another id or version")
+    env = make_env(run.config.env_id)
+    env.close()
+    buffers = []
+    for i, traj in enumerate(demos.trajectories):  # Minari stores each space's own dtype
+        n, rews = len(traj.acts), getattr(traj, "rews", None)
+        ends = np.arange(n) == n - 1
+        buffers.append(EpisodeBuffer(
+            id=i, observations=np.asarray(traj.obs, dtype=env.observation_space.dtype),
+            actions=np.asarray(traj.acts, dtype=env.action_space.dtype),
+            rewards=np.zeros(n) if rews is None else np.asarray(rews, dtype=np.float64),
+            terminations=ends & bool(traj.terminal), truncations=ends & (not traj.terminal),
+        ))  # fmt: skip
+    expert = f"{run.config.expert}@{demos.provenance.get('expert_revision', '?')}"
+    try:
+        dataset = minari.create_dataset_from_buffers(
+            dataset_id, buffers, env=run.config.env_id, eval_env=run.config.env_id,
+            algorithm_name=f"expert {run.config.expert} (labelled with sb3-il {package_version()})",
+            ref_max_score=demos.provenance.get("expert_return"), data_format="arrow",
+            description=f"Expert episodes of {expert} on {run.config.env_id}, collected by sb3-il (seed "
+            f"{run.config.seed}).",
+        )  # fmt: skip
+    except Exception as err:  # a bad name, env mismatches
+        shutil.rmtree(path, ignore_errors=True)  # it did not exist before: this export's partial output
+        raise UserError(f"cannot write Minari dataset {dataset_id}: {first_line(err)}") from None
+    return Path(dataset.spec.data_path).parent
