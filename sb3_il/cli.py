@@ -44,8 +44,9 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] =
             flag = f.metadata.get("flag") or (f"--no-{f.name.replace('_', '-')}" if default else flag)
             action = "store_false" if default else "store_true"
             parser.add_argument(flag, dest=f.name, action=action, default=None, help=help_text)
-        elif kind == "list[int]":
-            parser.add_argument(flag, dest=f.name, type=int, nargs="+", default=None, help=help_text)
+        elif kind in ("list[int]", "list[str]"):
+            item = int if kind == "list[int]" else str
+            parser.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str), help=help_text)
         names.append(f.name)
@@ -155,29 +156,43 @@ def push_parser(sub: Any) -> None:
     parser = sub.add_parser("push", help="package a run as a Hub model repo and upload it",
                             description="Package a run as a Hub model repo (the token comes from HF_TOKEN or "
                             "`huggingface-cli login`, never from a flag).")  # fmt: skip
-    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
-    parser.add_argument("--repo-id", required=True, help="USER/ALGO-ENV, e.g. me/dagger-Ant-v4 (me/ppo-... fine-tuned)")
-    parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
+    add_package_flags(parser, "USER/ALGO-ENV, e.g. me/dagger-Ant-v4 (me/ppo-... fine-tuned)")
     parser.add_argument("--video-steps", type=int, default=1000, help="length of replay.mp4 in env steps (0: none)")
     parser.add_argument("--dataset", default=None, help="the Hub dataset of its data (push-demos), named in the card")
-    parser.add_argument("--private", action="store_true")
     parser.set_defaults(handler=push)
 
 
-def push(args: argparse.Namespace) -> int:
-    import tempfile
+def add_package_flags(parser: argparse.ArgumentParser, repo_help: str) -> None:
+    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    parser.add_argument("--repo-id", required=True, help=repo_help)
+    parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
+    parser.add_argument("--private", action="store_true")
 
+
+def push(args: argparse.Namespace) -> int:
     from sb3_il.hub import package_run, push
 
+    return package_and_push(
+        args,
+        lambda out: package_run(args.run, args.repo_id, out, args.video_steps, args.dataset),
+        lambda folder: push(folder, args.repo_id, args.private),
+        args.repo_id,
+    )
+
+
+def package_and_push(args: argparse.Namespace, package: Callable[[Path], Path], upload: Callable[[Path], str],
+                     destination: str) -> int:  # fmt: skip
+    """``--dry-run DIR``: write the package there and list it; else package into a temporary folder and upload."""
+    import tempfile
+
     if args.dry_run is not None:
-        package = package_run(args.run, args.repo_id, args.dry_run, args.video_steps, args.dataset)
-        print(f"dry run: {package} holds what would be uploaded to {args.repo_id}:")
-        for path in sorted(package.iterdir()):
-            print(f"  {path.name}")
+        folder = package(args.dry_run)
+        print(f"dry run: {folder} holds what would be uploaded to {destination}:")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".sb3-il"):
+            print(f"  {path.relative_to(folder)}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        package = package_run(args.run, args.repo_id, Path(tmp) / "package", args.video_steps, args.dataset)
-        print(f"uploaded: {push(package, args.repo_id, args.private)}")
+        print(f"uploaded: {upload(package(Path(tmp) / 'package'))}")
     return 0
 
 
@@ -185,28 +200,19 @@ def push_demos_parser(sub: Any) -> None:
     parser = sub.add_parser("push-demos", help="share a run's demonstrations and labels as a Hub dataset",
                             description="Package a run's demos/ and labels/ as a Hub dataset repo (parquet, a "
                             "dataset card, provenance.json) and upload it.")  # fmt: skip
-    parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
-    parser.add_argument("--repo-id", required=True, help="USER/NAME of the dataset repo")
-    parser.add_argument("--dry-run", type=Path, default=None, metavar="DIR", help="write the package here; no upload")
-    parser.add_argument("--private", action="store_true")
+    add_package_flags(parser, "USER/NAME of the dataset repo")
     parser.set_defaults(handler=push_demos)
 
 
 def push_demos(args: argparse.Namespace) -> int:
-    import tempfile
-
     from sb3_il.data_hub import package_demos, push_dataset
 
-    if args.dry_run is not None:
-        package = package_demos(args.run, args.repo_id, args.dry_run)
-        print(f"dry run: {package} holds what would be uploaded to datasets/{args.repo_id}:")
-        for path in sorted(p for p in package.rglob("*") if p.is_file() and p.name != ".sb3-il"):
-            print(f"  {path.relative_to(package)}")
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        package = package_demos(args.run, args.repo_id, Path(tmp) / "package")
-        print(f"uploaded: {push_dataset(package, args.repo_id, args.private)}")
-    return 0
+    return package_and_push(
+        args,
+        lambda out: package_demos(args.run, args.repo_id, out),
+        lambda folder: push_dataset(folder, args.repo_id, args.private),
+        f"datasets/{args.repo_id}",
+    )
 
 
 def export_minari_parser(sub: Any) -> None:

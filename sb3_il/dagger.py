@@ -156,6 +156,17 @@ class Reporter:
     def __init__(self, result: RunResult, expert_eval: Future[np.ndarray], logger: Logger, bar: tqdm) -> None:
         self.result, self.expert_eval, self.logger, self.bar = result, expert_eval, logger, bar
         self.pending: deque[tuple[dict, Future[np.ndarray]]] = deque()
+        #: Seconds spent evaluating in the training process (no background worker): not training time.
+        self.inline_s = 0.0
+
+    def evaluate(self, evaluator: Evaluator, learner: Learner, n_episodes: int, stats: dict, last: bool) -> None:
+        """Submit a snapshot of ``learner`` for evaluation; log the iterations whose evaluations are in."""
+        start = time.perf_counter()
+        returns = evaluator.submit(copy.deepcopy(learner), n_episodes) if n_episodes else completed(NO_EVAL)
+        self.inline_s += time.perf_counter() - start
+        if last:  # training is over: this process joins in the evaluations still queued
+            evaluator.help()
+        self.add(stats, returns, last)
 
     def add(self, stats: dict, returns: Future[np.ndarray], last: bool) -> None:
         self.pending.append((stats, returns))
@@ -210,6 +221,30 @@ def relabel(
     return len(visited.obs), loss
 
 
+@dataclass
+class Collection:
+    """DAgger's side of the env: where collection stands, the labels and env steps so far, every label asked for,
+    and each iterate's imitation loss on the states it visited (``on_policy``, for ``select_by="loss"``)."""
+
+    config: TrainConfig
+    env: gym.Env
+    rng: np.random.Generator
+    labels: int
+    env_steps: int = 0
+    cursor: Cursor | None = None
+    log: LabelLog = field(default_factory=LabelLog)
+    on_policy: dict[int, float] = field(default_factory=dict)
+
+    def visit(self, it: int, actors: Actors, expert: Expert, buffer: ReplayBuffer | None, beta: float) -> None:
+        """Iteration ``it``'s collection, labelled and added to ``buffer`` (None: the last iterate's, only scored)."""
+        if self.cursor is None or self.config.reset_each_iter:
+            episode = 0 if self.cursor is None else self.cursor.episode + (self.cursor.step > 0)
+            self.cursor = Cursor(self.env.reset(seed=self.config.seed * 1000 + it)[0], episode)
+        args = (self.config, self.env, self.cursor, actors, expert, buffer, beta, self.rng, self.log, it)
+        visits, self.on_policy[it - 1] = relabel(*args)
+        self.env_steps, self.labels = self.env_steps + visits, self.labels + self.config.steps_per_iter
+
+
 def make_buffer(config: TrainConfig, env: gym.Env) -> ReplayBuffer:
     """Room for every label the run can make (at most ``buffer_size``, the FIFO cap)."""
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
@@ -228,9 +263,11 @@ def train(
     trust_remote_code: bool = False,
     expert: ActFn | None = None,
 ) -> RunResult:
-    """Run BC or DAgger as configured; writes demos and the policy into ``run_dir`` and logs each iteration.
+    """Run BC or DAgger as configured; writes demos, labels and the policy into ``run_dir`` and logs each iteration.
 
-    ``demos``: demonstrations to fit first instead of collecting them (their first ``n_demo_steps``).
+    Set-up, then the loop as CleanRL would write it, top to bottom in one function on purpose: collect, label,
+    aggregate, fit, evaluate. ``demos``: demonstrations to fit first instead of collecting them (their first
+    ``n_demo_steps``).
     ``expert``: an expert object (:class:`sb3_il.experts.CallableExpert`) instead of loading ``config.expert``.
     """
     start = time.perf_counter()
@@ -252,40 +289,36 @@ def train(
         bar = tqdm(total=config.n_iters + 1, desc=config.run_name, disable=not progress, unit="iter")
         reporter = Reporter(result, expert_eval, logger, bar)
         beta_at = parse_beta_schedule(config.beta_schedule)
-        labels, env_steps, cursor, log = len(demo_obs), 0, None, LabelLog()
+        collection = Collection(config, env, rng, labels=len(demo_obs))
         candidates: dict[int, Learner] = {}  # the last select_last iterates
-        on_policy: dict[int, float] = {}  # each iterate's loss on the states it visited
-        loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and background eval
+        loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and evaluation
         for it in range(config.n_iters + 1):
             last, beta = it == config.n_iters, beta_at(it) if it > 0 else 1.0
             if it > 0:
-                if cursor is None or config.reset_each_iter:
-                    episode = 0 if cursor is None else cursor.episode + (cursor.step > 0)
-                    cursor = Cursor(env.reset(seed=config.seed * 1000 + it)[0], episode)
-                visits, on_policy[it - 1] = relabel(config, env, cursor, actors, expert, buffer, beta, rng, log, it)
-                env_steps, labels = env_steps + visits, labels + config.steps_per_iter
+                collection.visit(it, actors, expert, buffer, beta)
             loss = actors.fit(buffer, config, generator)
             if it > config.n_iters - config.select_last:
                 candidates[it] = copy.deepcopy(actors.learner)
             if last and config.selects_by_loss:  # the last iterate's own collection, labelled to score it
-                visits, on_policy[it] = relabel(config, env, cursor, actors, expert, None, 0.0, rng, log, it + 1)
-                env_steps, labels = env_steps + visits, labels + config.steps_per_iter
+                collection.visit(it + 1, actors, expert, None, 0.0)
             if last and len(candidates) > 1:
-                env_steps += keep_best(actors.learner, candidates, on_policy, config, result)
-            grad_steps, wall_s = config.grad_steps * (it + 1), time.perf_counter() - loop_start
-            stats = dict(iteration=it, expert_labels=labels, env_steps=env_steps, grad_steps=grad_steps, loss=loss,
-                         beta=beta, wall_s=wall_s)  # fmt: skip
-            n_episodes = n_final if last else config.eval_episodes
-            snapshot = copy.deepcopy(actors.learner)
-            returns = evaluator.submit(snapshot, n_episodes) if n_episodes else completed(NO_EVAL)
-            if last:  # training is over: this process joins in the evaluations still queued
-                evaluator.help()
-            reporter.add(stats, returns, last)
+                collection.env_steps += keep_best(actors.learner, candidates, collection.on_policy, config, result)
+            stats = dict(
+                iteration=it,
+                expert_labels=collection.labels,
+                env_steps=collection.env_steps,
+                loss=loss,
+                grad_steps=config.grad_steps * (it + 1),
+                beta=beta,
+                wall_s=time.perf_counter() - loop_start,
+            )
+            reporter.evaluate(evaluator, actors.learner, n_final if last else config.eval_episodes, stats, last)
         bar.close()
         save_policy(actors.model, actors.learner.normalizer, run_dir)
-        save_labels(run_dir / "labels", log)
+        save_labels(run_dir / "labels", collection.log)
         demos_saved.result()
-        write_provenance([run_dir / "demos", run_dir / "labels"], provenance(config, expert, demos, result, log))
+        data = provenance(config, expert, demos, result, collection.log)
+        write_provenance([run_dir / "demos", run_dir / "labels"], data)
         result.total_wall_s = time.perf_counter() - start
         return result
     finally:

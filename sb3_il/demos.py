@@ -215,10 +215,9 @@ def _from_folder(folder: Path, source: str) -> Demonstrations:
                         "hf://datasets/USER/NAME or minari:DATASET_ID")  # fmt: skip
     provenance = _read_provenance(folder)
     try:
-        if (folder / "dataset_info.json").exists() or (folder / "state.json").exists():
-            return Demonstrations(_trajectories(datasets.load_from_disk(str(folder))), source=source,
-                                  provenance=provenance)  # fmt: skip
         demos = Demonstrations([], source=source, provenance=provenance)
+        if (folder / "dataset_info.json").exists() or (folder / "state.json").exists():  # a run's demos/ or labels/
+            _add_rows(demos, datasets.load_from_disk(str(folder)))
         for part in sorted(folder.rglob("*.parquet")):  # read in memory: nothing cached outside the output
             _add_rows(demos, datasets.Dataset(pq.read_table(part)))
         return demos

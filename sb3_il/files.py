@@ -66,10 +66,12 @@ def check_replaceable(final: Path) -> None:
     """A one-line error unless ``final`` is new, an empty folder, or sb3-il's own earlier output."""
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise UserError(f"{final} exists and is not a folder; choose another output")
+    here = Path.cwd().resolve()
+    if final.resolve() in (here, *here.parents):
+        raise UserError(f"{final} is the working folder or holds it; choose a new folder for the output")
     if not final.exists() or is_own(final):
         return
-    here = Path.cwd().resolve()
-    if any(final.iterdir()) or final.resolve() in (here, *here.parents):
+    if any(final.iterdir()):
         raise UserError(
             f"{final} exists and was not written by sb3-il; choose a new folder (nothing in it was touched)"
         )

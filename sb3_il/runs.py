@@ -70,7 +70,8 @@ def run_file(folder: Path, name: str) -> Path:
 def read_run(folder: Path) -> Run:
     """The finished run in ``folder``, or a one-line error saying what is wrong with it."""
     folder = Path(folder)
-    if folder.with_name(folder.name + ".lock").exists() and not (folder / RESULTS_FILE).exists():
+    whole = folder.resolve()
+    if whole.with_name(whole.name + ".lock").exists() and not (folder / RESULTS_FILE).exists():
         raise UserError(f"{folder} is still being written; wait for it to finish")
     run_file(folder, POLICY_FILE)
     values = read_config_file(run_file(folder, CONFIG_FILE))

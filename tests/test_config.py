@@ -14,7 +14,7 @@ def test_layering_defaults_zoo_then_cli(tmp_path):
     strong = make_config("dagger", "Hopper-v4", {"expert": "sb3/tqc-Hopper-v3", "seed": 3}, "strong")
     assert strong.lr_schedule == "cosine" and strong.expert == "sb3/tqc-Hopper-v3" and strong.seed == 3
     assert strong.adapt and (strong.select_last, strong.select_by) == (5, "loss")
-    assert strong.label_budget == 11_000  # 1,000 demos + 9 x 1,000 + 1,000 to score the last iterate
+    assert strong.label_budget == 11_000  # 1,000 demos + 39 x 250 + 250 to score the last iterate
     # One recipe: nothing depends on which expert or env is named (what adapts is resolved from observations).
     other = make_config("dagger", "Walker2d-v4", {"expert": "sb3/a2c-Walker2d-v3", "seed": 3}, "strong")
     assert {k: v for k, v in vars(other).items() if k not in ("env_id", "expert")} == {

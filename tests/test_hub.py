@@ -87,8 +87,10 @@ def test_model_card_states_the_net_the_loss_and_what_was_labelled(tmp_path):
     assert "loss: MSE on the expert's actions." in plain and "40 DAgger iterations of 250 learner steps," in plain
     assert "1000 learner steps (the 250 least covered labelled)" in card(candidates_per_label=4)
     assert "Net: MLP 64×64 ReLU;" in plain
-    chosen = card(results | {"selected_iteration": 37}, select_last=10)
-    assert "iteration 37's, the best of the last 10 on 20 validation episodes each" in chosen
+    chosen = card(results | {"selected_iteration": 37}, select_last=10, select_by="return")
+    assert "iteration 37's, the best of the last 10 on 20 validation episodes each (reads the env's reward)" in chosen
+    by_loss = card(results | {"selected_iteration": 37}, select_last=10)
+    assert "the best of the last 10 by its imitation loss on the states it visited (reward-free)" in by_loss
     assert "mean of 3 actors, each an MLP 64×64 ReLU, packed as one 192×192 MLP (block-diagonal)" in card(ensemble=3)
     bc = card(algo="bc", n_iters=0)
     assert "one fit on 1000 expert transitions" in bc and "DAgger iterations" not in bc

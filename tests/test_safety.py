@@ -155,6 +155,7 @@ def test_outputs_never_replace_what_sb3_il_did_not_write(runs_dir, tmp_path, cap
     inner.mkdir(parents=True)
     monkeypatch.chdir(inner)
     assert sb3_il(*push, "..") == 2 and sb3_il(*push, ".") == 2  # the working folder and its parents: never
+    assert "working folder" in capsys.readouterr().err
     assert inner.is_dir() and (user / "keep.txt").exists()
     assert sb3_il(*push, tmp_path / "pkg") == 0 and sb3_il(*push, tmp_path / "pkg") == 0  # its own: replaced
     assert sb3_il("finetune", "--run", run, "--out", run) == 2  # never over its source
@@ -232,3 +233,14 @@ def test_a_corrupt_expert_returns_cache_is_rebuilt(hub_cache, tmp_path, monkeypa
     returns = evaluate_expert(evaluator, expert, "CartPole-v1", EVAL_SEED, 2).result()
     assert len(json.loads((tmp_path / "expert_returns.json").read_text())) == 1
     assert list(evaluate_expert(evaluator, expert, "CartPole-v1", EVAL_SEED, 2).result()) == list(returns)
+
+
+def test_a_corrupt_policy_is_not_packaged_and_a_bad_grid_fails_before_training(runs_dir, tmp_path, capsys):
+    run = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "50")["dir"]
+    (run / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
+    push = ["push", "--run", run, "--repo-id", "me/bc-CartPole-v1", "--video-steps", "0", "--dry-run", tmp_path / "p"]
+    assert sb3_il(*push) == 2 and not (tmp_path / "p").exists()
+    assert "not a valid SB3 model zip" in capsys.readouterr().err
+    grid = ["benchmark", "--envs", "CartPole-v1", "Nope-v0", "--seeds", "0", "--out", tmp_path / "grid"]
+    assert sb3_il(*grid) == 2 and not (tmp_path / "grid").exists()  # the second env is checked before the first cell
+    assert "unknown env 'Nope-v0'" in capsys.readouterr().err
