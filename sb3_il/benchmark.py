@@ -165,7 +165,9 @@ def fall_rates(config: TrainConfig, run_dir: Path) -> dict[str, float]:
     if not getattr(env.unwrapped, "_terminate_when_unhealthy", False):
         return {}
     wrapped = read_run(run_dir).env  # with the wrappers the expert's files named
-    policy, expert = predict_fn(*load_learner(run_dir)), load_expert(config.expert, make_env(wrapped))
+    spaces = make_env(wrapped)
+    policy, expert = predict_fn(*load_learner(run_dir)), load_expert(config.expert, spaces)
+    spaces.close()
     episodes = config.final_eval_episodes
     return {"fall_rate": fall_rate(policy, wrapped, episodes), "expert_fall_rate": fall_rate(expert, wrapped, episodes)}
 

@@ -80,6 +80,9 @@ def read_run(folder: Path) -> Run:
     missing = [key for key in REQUIRED[kind] if key not in results]
     if missing:
         raise UserError(f"{folder / RESULTS_FILE} lacks {', '.join(missing)}; re-run what wrote it")
+    absent = [key for key in ("env_id", "algo") if key not in values and (kind == "imitation" or key == "env_id")]
+    if absent:  # a default here would describe another run
+        raise UserError(f"{folder / CONFIG_FILE} lacks {', '.join(absent)}; re-run what wrote it")
     config_class = FinetuneConfig if kind == "finetune" else TrainConfig
     known = {f.name for f in dataclasses.fields(config_class)}
     try:

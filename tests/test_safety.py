@@ -237,10 +237,15 @@ def test_a_corrupt_expert_returns_cache_is_rebuilt(hub_cache, tmp_path, monkeypa
 
 def test_a_corrupt_policy_is_not_packaged_and_a_bad_grid_fails_before_training(runs_dir, tmp_path, capsys):
     run = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "50")["dir"]
+    (runs_dir / "keep.zip").write_bytes((run / "policy.zip").read_bytes())
     (run / "policy.zip").write_bytes(b"PK\x03\x04 truncated")
     push = ["push", "--run", run, "--repo-id", "me/bc-CartPole-v1", "--video-steps", "0", "--dry-run", tmp_path / "p"]
     assert sb3_il(*push) == 2 and not (tmp_path / "p").exists()
     assert "not a valid SB3 model zip" in capsys.readouterr().err
+    (run / "policy.zip").write_bytes((runs_dir / "keep.zip").read_bytes())
+    config = yaml.safe_load((run / "config.yml").read_text())
+    (run / "config.yml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "env_id"}))
+    assert sb3_il(*push) == 2 and "config.yml lacks env_id" in capsys.readouterr().err
     grid = ["benchmark", "--envs", "CartPole-v1", "Nope-v0", "--seeds", "0", "--out", tmp_path / "grid"]
     assert sb3_il(*grid) == 2 and not (tmp_path / "grid").exists()  # the second env is checked before the first cell
     assert "unknown env 'Nope-v0'" in capsys.readouterr().err
