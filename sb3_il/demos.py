@@ -82,7 +82,6 @@ def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int, noise:
     return trajectories
 
 
-LABEL_COLUMNS = ("iteration", "beta", "episode", "step")
 PROVENANCE_FILE = "provenance.json"
 
 
