@@ -15,6 +15,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_il.config import make_config
+from sb3_il.config import MAX_EVAL_EPISODES, make_config
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
-from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, percent_of_expert, record_video
+from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, check_video_path, percent_of_expert, record_video
 from sb3_il.experts import CallableExpert, load_expert
 from sb3_il.files import MARKER, staged_dir
 from sb3_il.policy import ActFn, load_learner, predict_fn
@@ -69,22 +70,34 @@ class DAgger:
         if isinstance(env, gym.Env):  # built by name in worker processes, which cannot see this instance
             env, overrides["background_eval"] = register_env(env), False
         if callable(expert) and not isinstance(expert, str | Path):
-            self._expert = CallableExpert(expert)
-            overrides |= {"expert": self._expert.repo_id, "background_eval": False}
+            overrides |= {"expert": CallableExpert.name_of(expert), "background_eval": False}
         elif expert is not None:
             overrides["expert"] = str(expert)
         self.config = make_config(self.algo, env, overrides)
+        if callable(expert) and not isinstance(expert, str | Path):
+            with closing(make_env(self.config.env)) as spaces:
+                self._expert = CallableExpert(expert, spaces.action_space, self.config.expert)
         self.results: dict[str, Any] | None = None
         self.policy: PPO | None = None
         self.vec_normalize: VecNormalize | None = None
-        self._folder: Path | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     def learn(self, progress: bool = False) -> PPO:
-        """Train; the policy is also ``self.policy`` (with ``self.vec_normalize``), the numbers ``self.results``."""
-        self._folder = Path(tempfile.mkdtemp(prefix="sb3_il-")) / "run"
-        self.results = train_run(self.config, self._folder, progress, self.trust_remote_code, self._expert)
-        self.policy, self.vec_normalize = load_learner(self._folder)  # written by this process
+        """Train; the policy is also ``self.policy`` (with ``self.vec_normalize``), the numbers ``self.results``.
+
+        The run folder lives in a temporary folder that goes with this object (or the process); ``save()``
+        keeps a copy.
+        """
+        scratch = tempfile.TemporaryDirectory(prefix="sb3_il-")
+        folder = Path(scratch.name) / "run"
+        self.results = train_run(self.config, folder, progress, self.trust_remote_code, self._expert)
+        self.policy, self.vec_normalize = load_learner(folder)  # written by this process
+        self._scratch = scratch  # the previous learn()'s folder, if any, is removed with its object
         return self.policy
+
+    @property
+    def _folder(self) -> Path | None:
+        return Path(self._scratch.name) / "run" if self._scratch is not None else None
 
     def __getattr__(self, name: str) -> Any:
         """The results as attributes: ``pct_expert``, ``mean_return``, ``expert_labels``, ..."""
@@ -122,8 +135,10 @@ def evaluate(
 
     Returns mean and std return, and % of the expert where the run folder recorded the expert's return.
     """
-    if episodes <= 0:
-        raise UserError(f"--episodes must be a positive integer, got {episodes}")
+    if not 0 < episodes <= MAX_EVAL_EPISODES:
+        raise UserError(f"--episodes must be 1 to {MAX_EVAL_EPISODES}, got {episodes}")
+    if video is not None:
+        check_video_path(Path(video))
     expert_return = None
     if Path(target).is_dir():
         run = read_run(Path(target))
@@ -133,10 +148,12 @@ def evaluate(
     elif env_id is None:
         raise UserError(f"{target} does not name its env; pass --env ENV_ID")
     else:
-        act = load_expert(target, make_env(env_id), trust_remote_code)
-    runner = EpisodeRunner(env_id, episodes, seed)
-    returns = runner(act, episodes)
-    runner.close()
+        with closing(make_env(env_id)) as spaces:
+            act = load_expert(target, spaces, trust_remote_code)
+    chunk = min(episodes, 100)  # episodes step together, a chunk at a time: one env each in memory
+    with EpisodeRunner(env_id, chunk, seed) as runner:
+        parts = [runner(act, min(chunk, episodes - first), first) for first in range(0, episodes, chunk)]
+    returns = np.concatenate(parts)
     results = {"target": str(target), "env_id": env_id, "episodes": episodes, "seed": seed,
                "mean_return": float(returns.mean()), "std_return": float(returns.std())}  # fmt: skip
     if expert_return is not None and np.isfinite(expert_return):

@@ -21,13 +21,13 @@ from sb3_il.config import TrainConfig, default_expert, make_config
 from sb3_il.envs import check_env_fits, make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import fall_rate, percent_of_expert
-from sb3_il.experts import load_expert
-from sb3_il.files import atomic_write, write_json
+from sb3_il.experts import expert_files, load_expert
+from sb3_il.files import atomic_write, claimed_dir, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import plt, save_figure
 from sb3_il.policy import load_learner, predict_fn
 from sb3_il.runs import read_results, read_run, train_run
-from sb3_il.scale import Failed, Job, run_jobs
+from sb3_il.scale import Failed, Job, check_workers, run_jobs
 
 #: The (env, expert) pairs of each track; None: the env's default expert (zoo_configs/experts.yml). The zoo track
 #: is every MuJoCo expert of the RL Zoo this project's tests read (Swimmer-v4 does not build under mujoco 3).
@@ -93,10 +93,15 @@ def run_benchmark(
     the same numbers either way.
     """
     configs = grid(track, envs, algos, seeds, config_name, overrides or {})
+    check_workers(workers, address)
+    with claimed_dir(Path(out)):
+        return _run_grid(Path(out), track, configs, config_name, peer, force, workers, address)
+
+
+def _run_grid(out: Path, track: str, configs: list[TrainConfig], config_name: str | None, peer: bool, force: bool,
+              workers: int, address: str | None) -> list[dict[str, Any]]:  # fmt: skip
     parallel = workers > 1 or address is not None
-    jobs = [
-        Job(cell_name(config), run_cell, (config, Path(out).resolve(), peer, force, parallel)) for config in configs
-    ]
+    jobs = [Job(cell_name(config), run_cell, (config, out.resolve(), peer, force, parallel)) for config in configs]
     results = run_jobs(jobs, workers, address)
     rows: list[dict[str, Any]] = []
     for config in configs:
@@ -154,6 +159,7 @@ def grid(
                 values = {"expert": overrides.get("expert") or expert or default_expert(env), "seed": seed}
                 configs.append(make_config(algo, env, overrides | values, config_name))
             check_env_fits(configs[-1])
+            expert_files(configs[-1].expert)  # an unknown expert fails here, not in every cell
     return configs
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sb3_il.config import ALGOS, FINETUNE_MODES, FinetuneConfig, TrainConfig, make_config
+from sb3_il.config import ALGOS, FINETUNE_MODES, MAX_EVAL_EPISODES, FinetuneConfig, TrainConfig, make_config
 from sb3_il.errors import guarded
 
 #: A run or output name: one path component, no hidden or relative names.
@@ -40,10 +40,11 @@ def add_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] =
         kind, flag = str(f.type).split(" |")[0], f"--{f.name.replace('_', '-')}"
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         help_text = f"{f.metadata.get('help', '')} (default: {default}{note})".replace("%", "%%")
-        if kind == "bool":
+        if kind == "bool":  # the flag that flips the default, and its opposite (a replayed config may flip it)
             flag = f.metadata.get("flag") or (f"--no-{f.name.replace('_', '-')}" if default else flag)
-            action = "store_false" if default else "store_true"
-            parser.add_argument(flag, dest=f.name, action=action, default=None, help=help_text)
+            opposite = flag.replace("--no-", "--", 1) if flag.startswith("--no-") else "--no-" + flag[2:]
+            parser.add_argument(flag, dest=f.name, action="store_const", const=not default, help=help_text)
+            parser.add_argument(opposite, dest=f.name, action="store_const", const=default, help=f"undo {flag}")
         elif kind in ("list[int]", "list[str]"):
             item = int if kind == "list[int]" else str
             parser.add_argument(flag, dest=f.name, type=item, nargs="+", default=None, help=help_text)
@@ -83,7 +84,8 @@ def train(args: argparse.Namespace) -> int:
                          args.config_name, args.config_file)  # fmt: skip
     th.set_num_threads(1)  # a 2x64 MLP is latency-bound: extra threads only add sync overhead
     run_dir = args.runs_dir / (args.name or config.run_name)
-    results = train_run(config, run_dir, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
+    reads = [Path(args.config_file)] if args.config_file else []
+    results = train_run(config, run_dir, not args.quiet, args.trust_remote_code, reads=reads)
     print(json.dumps({k: v for k, v in results.items() if k != "curve"}, indent=2))
     print(f"policy: {run_dir / 'policy.zip'}")
     return 0
@@ -97,7 +99,8 @@ def evaluate_parser(sub: Any) -> None:
     )
     parser.add_argument("target", help="a run folder, a Hub repo id (ORG/ALGO-ENV) or a local SB3 zip")
     parser.add_argument("--env", dest="env_id", default=None, help="env id (default: the run's)")
-    parser.add_argument("--episodes", type=int, default=20, help="deterministic episodes (default: 20)")
+    parser.add_argument("--episodes", type=int, default=20, help=f"deterministic episodes (default: 20, at most "
+                        f"{MAX_EVAL_EPISODES})")  # fmt: skip
     parser.add_argument(
         "--seed", type=int, default=None, help="first episode seed (default: training's evaluation seed)"
     )

@@ -20,9 +20,12 @@ from typing import Any
 
 import yaml
 
-from sb3_il.errors import UserError, first_line
+from sb3_il.errors import UserError
+from sb3_il.inputs import read_yaml
 
 ALGOS = ("bc", "dagger")
+#: Most episodes one evaluation runs: it steps them in chunks, but each is still minutes of simulation.
+MAX_EVAL_EPISODES = 10_000
 ARTICLE = "article"
 
 
@@ -279,11 +282,11 @@ def parse_beta_schedule(spec: str) -> Callable[[int], float]:
 
 def zoo_file(name: str) -> Any:
     """A YAML file of the packaged ``zoo_configs`` (safe loader: data only)."""
-    return yaml.safe_load(resources.files("sb3_il").joinpath("zoo_configs", name).read_text()) or {}
+    return yaml.safe_load(resources.files("sb3_il.zoo_configs").joinpath(name).read_text()) or {}
 
 
 def config_names(algo: str) -> list[str]:
-    stems = [p.name[: -len(".yml")] for p in resources.files("sb3_il").joinpath("zoo_configs").iterdir()]
+    stems = [p.name[: -len(".yml")] for p in resources.files("sb3_il.zoo_configs").iterdir() if p.name.endswith(".yml")]
     return [ARTICLE] + sorted(s.split("-", 1)[1] for s in stems if s.startswith(f"{algo}-"))
 
 
@@ -307,10 +310,7 @@ def zoo_hyperparams(algo: str, env_id: str, config_name: str | None = None) -> d
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A saved run's ``config.yml`` as a mapping, or a one-line error (it is user input)."""
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UserError(f"cannot read config file {path}: {first_line(err)}") from None
+    values = read_yaml(Path(path), "pass a run's config.yml")
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must be a mapping of settings (a run's config.yml), not {values!r:.40}")
     return values
@@ -336,6 +336,8 @@ def make_config(
         if config_name is not None:
             raise UserError("--config and --config-file both choose settings; pass one")
         algo, env_id = values.get("algo", algo), values.get("env_id", env_id)
+    if config_file is not None and env_id is None:
+        raise UserError(f"config file {config_file} names no env_id; add `env_id: ENV` to it or pass --env ENV_ID")
     if algo is None or env_id is None:
         raise UserError("pass --env ENV_ID (e.g. --env Hopper-v4) or --config-file runs/<run>/config.yml")
     if config_file is None:

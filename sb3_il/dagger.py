@@ -38,8 +38,8 @@ from sb3_il.demos import (
     write_provenance,
 )
 from sb3_il.envs import make_env
-from sb3_il.evaluation import EVAL_SEED, Evaluator, completed, evaluate_expert, percent_of_expert
-from sb3_il.experts import Expert, load_expert
+from sb3_il.evaluation import EVAL_SEED, Evaluator, completed, evaluate_expert, mean_std, percent_of_expert
+from sb3_il.experts import Expert, RecordedExpert, expert_available, load_expert
 from sb3_il.policy import ActFn, Learner, ObsNormalizer, actor_parameters, make_learner, pack_ensemble, save_policy
 from sb3_il.recipe import adapt
 from sb3_il.selection import imitation_loss, select_uncovered, validation_returns
@@ -153,7 +153,7 @@ class Actors:
 class Reporter:
     """Logs each iteration once its evaluation is in (evaluations finish in submission order)."""
 
-    def __init__(self, result: RunResult, expert_eval: Future[np.ndarray], logger: Logger, bar: tqdm) -> None:
+    def __init__(self, result: RunResult, expert_eval: Future[tuple[float, float]], logger: Logger, bar: tqdm) -> None:
         self.result, self.expert_eval, self.logger, self.bar = result, expert_eval, logger, bar
         self.pending: deque[tuple[dict, Future[np.ndarray]]] = deque()
         #: Seconds spent evaluating in the training process (no background worker): not training time.
@@ -176,8 +176,7 @@ class Reporter:
     def _report(self, stats: dict, returns: Future[np.ndarray]) -> None:
         result = self.result
         if not result.curve:
-            expert_returns = self.expert_eval.result()
-            result.expert_return_mean, result.expert_return_std = expert_returns.mean(), expert_returns.std()
+            result.expert_return_mean, result.expert_return_std = self.expert_eval.result()
         mean, std = float(returns.result().mean()), float(returns.result().std())
         pct = percent_of_expert(mean, result.expert_return_mean)
         result.curve.append(IterationStats(mean_return=mean, std_return=std, pct_expert=pct, **stats))
@@ -188,6 +187,16 @@ class Reporter:
                 f"{result.expert_return_mean:.0f}), {stats['expert_labels']} labels, {stats['wall_s']:.1f} s"
             )
         self.bar.update()
+
+
+def choose_expert(
+    config: TrainConfig, env: gym.Env, demos: Demonstrations | None, trust_remote_code: bool
+) -> Expert | RecordedExpert:
+    """The expert, loaded. BC on given demonstrations needs no expert model (it only scores against it): where
+    none can be had here, the data's record of the expert stands in for it."""
+    if config.algo == "bc" and demos is not None and not expert_available(config.expert):
+        return RecordedExpert(config.expert, demos.provenance)
+    return load_expert(config.expert, env, trust_remote_code)
 
 
 def demonstrations(
@@ -274,11 +283,15 @@ def train(
     set_random_seed(config.seed)
     generator, rng = th.Generator().manual_seed(config.seed), np.random.default_rng(config.seed)
     env = make_env(config.env)
-    expert = expert if expert is not None else load_expert(config.expert, env, trust_remote_code)
+    expert = expert if expert is not None else choose_expert(config, env, demos, trust_remote_code)
     n_final = max(config.eval_episodes, config.final_eval_episodes)
     evaluator = Evaluator(config.env, n_final, EVAL_SEED, background=config.background_eval)
     try:
-        expert_eval = evaluate_expert(evaluator, expert, config.env, EVAL_SEED, config.final_eval_episodes)
+        if isinstance(expert, RecordedExpert):
+            expert_eval = completed(expert.recorded_return)
+        else:
+            n_expert = config.final_eval_episodes
+            expert_eval = mean_std(evaluate_expert(evaluator, expert, config.env, EVAL_SEED, n_expert))
         demos, demo_obs, demo_acts = demonstrations(config, expert, demos)
         config = result_config = adapt(config, expert, demo_acts, env.action_space)
         demos_saved = evaluator.run(save_demos, run_dir / "demos", demos.trajectories)

@@ -8,7 +8,6 @@ trains from it; ``datasets.load_dataset("USER/NAME", "demos")`` reads it.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -18,13 +17,15 @@ import numpy as np
 import yaml
 
 from sb3_il.config import package_version
-from sb3_il.demos import PROVENANCE_FILE, load_demos
+from sb3_il.demos import PROVENANCE_FILE, load_demos, read_provenance
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError, first_line
 from sb3_il.files import atomic_write, staged_dir, write_json
 from sb3_il.runs import Run, read_run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+#: A Minari dataset id: an optional namespace, a name and a version (checked before Minari makes any folder).
+_MINARI_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}-v[0-9]+$")
 PARTS = ("demos", "labels")
 
 
@@ -42,28 +43,44 @@ def package_demos(run_dir: Path, repo_id: str, out_dir: Path) -> Path:
     run = read_run(Path(run_dir))
     datasets.disable_progress_bars()
     counts: dict[str, int] = {}
-    with staged_dir(Path(out_dir), discard_on=(UserError,)) as stage:
-        for part in PARTS:
-            folder = run.folder / part
-            if not folder.is_dir() or folder.is_symlink():
+    parts = {part: run_part(run, part) for part in PARTS}
+    if parts["demos"] is None:
+        raise UserError(f"{run_dir} has no demos/ folder; re-run train to collect demonstrations")
+    provenance = read_provenance(parts["demos"])
+    with staged_dir(Path(out_dir), discard_on=(UserError,), reads=[run.folder]) as stage:
+        for part, folder in parts.items():
+            if folder is None:
                 continue
-            data = datasets.load_from_disk(str(folder))
+            data = _load_part(folder)
             (stage / part).mkdir()
             data.to_parquet(str(stage / part / "train-00000-of-00001.parquet"))
             counts[part] = len(data)
-        if "demos" not in counts:
-            raise UserError(f"{run_dir} has no demos/ folder; re-run train to collect demonstrations")
-        provenance = dataset_provenance(run, counts)
+        provenance = dataset_provenance(run, provenance, counts)
         write_json(stage / PROVENANCE_FILE, provenance)
         atomic_write(stage / "README.md", lambda p: p.write_text(dataset_card(repo_id, run, provenance, counts)))
     return Path(out_dir)
 
 
-def dataset_provenance(run: Run, counts: dict[str, int]) -> dict[str, Any]:
-    recorded = {}
-    path = run.folder / "demos" / PROVENANCE_FILE
-    if path.is_file() and not path.is_symlink():
-        recorded = json.loads(path.read_text())
+def run_part(run: Run, part: str) -> Path | None:
+    """A run's ``demos/`` or ``labels/`` folder (None if it has none); one that is a symbolic link is refused,
+    since a run folder's data must be its own."""
+    folder = run.folder / part
+    if folder.is_symlink():
+        raise UserError(f"{folder} is a symbolic link; a run folder's data must be its own (re-run train)")
+    return folder if folder.is_dir() else None
+
+
+def _load_part(folder: Path) -> Any:
+    """A saved HF dataset folder, or a one-line error: corrupt arrow data, a missing ``state.json``."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(folder))
+    except Exception as err:  # datasets and pyarrow raise many types for damaged folders
+        raise UserError(f"cannot read {folder} ({type(err).__name__}: {first_line(err)}); re-run train") from None
+
+
+def dataset_provenance(run: Run, recorded: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
     return recorded | {
         "episodes": counts.get("demos", 0),
         "labels": counts.get("labels", 0),
@@ -164,8 +181,14 @@ def export_minari(run_dir: Path, dataset_id: str) -> Path:
         from minari.data_collector import EpisodeBuffer
     except ImportError:
         raise UserError("export-minari needs minari with its writer; pip install 'sb3-il[minari]'") from None
+    if not _MINARI_ID.match(dataset_id) or ".." in dataset_id:
+        raise UserError(f"--dataset-id {dataset_id!r} must be [NAMESPACE/]NAME-vN of letters, digits, '-', '_' or "
+                        "'.', e.g. sb3-il/hopper-expert-v0")  # fmt: skip
     run = read_run(Path(run_dir))
-    demos = load_demos(run.folder / "demos")
+    demos_dir = run_part(run, "demos")
+    if demos_dir is None:
+        raise UserError(f"{run_dir} has no demos/ folder; re-run train to collect demonstrations")
+    demos = load_demos(demos_dir)
     path = Path(minari.storage.get_dataset_path(dataset_id))
     if path.exists():
         raise UserError(f"Minari dataset {dataset_id} exists at {path}; choose another id or version")

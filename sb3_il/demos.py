@@ -11,7 +11,6 @@ imitation's jsonpickled ``infos``, which could build arbitrary objects: they are
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError, first_line
-from sb3_il.experts import Expert
+from sb3_il.experts import Expert, action_problem
 from sb3_il.files import staged_dir, write_json
+from sb3_il.inputs import read_mapping
 from sb3_il.policy import ActFn
 
 
@@ -179,14 +179,23 @@ def load_demos(source: str | Path, env: gym.Env | None = None, trust_remote_code
 
 
 def check_spaces(demos: Demonstrations, env: gym.Env, source: str) -> None:
+    """Observations and labels that fit ``env``'s spaces: shapes, numbers (finite observations), and labels
+    that are actions of its space (a Discrete label of 7, -1 or 0.5 is not)."""
     obs, acts = demos.transitions()
     obs_shape, act_shape = obs.shape[1:], acts.shape[1:]
+    env_name = env.spec.id if env.spec else "the env"
     if (obs_shape, act_shape) != (env.observation_space.shape, env.action_space.shape):
         raise UserError(
             f"{source} holds demonstrations with observations {obs_shape} and actions {act_shape}, but "
-            f"{env.spec.id if env.spec else 'the env'} has {env.observation_space.shape} and "
+            f"{env_name} has {env.observation_space.shape} and "
             f"{env.action_space.shape}; pass demos collected on this env, or drop --demos"
         )
+    if not np.issubdtype(obs.dtype, np.number) or not np.all(np.isfinite(obs)):
+        raise UserError(f"{source} holds observations that are not finite numbers ({obs.dtype}); pass other demos")
+    problem = action_problem(acts, env.action_space, len(acts), bounds=False)
+    if problem:
+        what = problem.removeprefix("returned ")
+        raise UserError(f"{source}: its labels are not actions of {env_name} ({what}); pass demos for this env")
 
 
 def _hub_snapshot(source: str) -> Path:
@@ -212,7 +221,7 @@ def _from_folder(folder: Path, source: str) -> Demonstrations:
     if not folder.is_dir():
         raise UserError(f"cannot load demonstrations from {source}: no such folder; pass a run's demos/ folder, "
                         "hf://datasets/USER/NAME or minari:DATASET_ID")  # fmt: skip
-    provenance = _read_provenance(folder)
+    provenance = read_provenance(folder)
     try:
         demos = Demonstrations([], source=source, provenance=provenance)
         if (folder / "dataset_info.json").exists() or (folder / "state.json").exists():  # a run's demos/ or labels/
@@ -220,18 +229,22 @@ def _from_folder(folder: Path, source: str) -> Demonstrations:
         for part in sorted(folder.rglob("*.parquet")):  # read in memory: nothing cached outside the output
             _add_rows(demos, datasets.Dataset(pq.read_table(part)))
         return demos
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"cannot load demonstrations from {source} ({type(err).__name__}: {first_line(err)}); "
                         "pass a folder written by sb3-il or imitation") from None  # fmt: skip
 
 
-def _read_provenance(folder: Path) -> dict[str, Any]:
-    path = folder / PROVENANCE_FILE
-    try:
-        value = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else {}
-    except ValueError:
+def read_provenance(folder: Path) -> dict[str, Any]:
+    """The folder's ``provenance.json`` (empty if it has none), through the input validator: a malformed,
+    list-valued or deeply nested file is a one-line error, not a traceback later."""
+    path = Path(folder) / PROVENANCE_FILE
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; data folders must hold their own files")
+    if not path.exists():
         return {}
-    return value if isinstance(value, dict) else {}
+    return read_mapping(path, "the data's provenance", "fix or delete it")
 
 
 def _add_rows(demos: Demonstrations, dataset: Any) -> None:
@@ -239,9 +252,20 @@ def _add_rows(demos: Demonstrations, dataset: Any) -> None:
     if "terminal" in dataset.column_names:
         demos.trajectories += _trajectories(dataset)
         return
-    obs, acts = np.asarray(dataset["obs"]), np.asarray(dataset["acts"])
+    obs, acts = _numbers(dataset["obs"], "obs"), _numbers(dataset["acts"], "acts")
     demos.label_obs = obs if demos.label_obs is None else np.concatenate([demos.label_obs, obs])
     demos.label_acts = acts if demos.label_acts is None else np.concatenate([demos.label_acts, acts])
+
+
+def _numbers(column: Any, name: str) -> np.ndarray:
+    """A column as a numeric array; strings, objects or ragged rows are a one-line error."""
+    try:
+        array = np.asarray(column)
+    except ValueError:  # ragged rows
+        array = np.asarray([], dtype=object)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise UserError(f"its {name} column holds {array.dtype} values, not numbers of one shape; pass other demos")
+    return array
 
 
 def _trajectories(dataset: Any) -> list[Trajectory]:
@@ -249,7 +273,7 @@ def _trajectories(dataset: Any) -> list[Trajectory]:
     dataset = dataset.with_format("numpy", columns=[c for c in dataset.column_names if c != "infos"])
     out: list[Trajectory] = []
     for row in dataset:
-        kwargs = dict(obs=np.asarray(row["obs"]), acts=np.asarray(row["acts"]), infos=None,
+        kwargs = dict(obs=_numbers(row["obs"], "obs"), acts=_numbers(row["acts"], "acts"), infos=None,
                       terminal=bool(row["terminal"]))  # fmt: skip
         out.append(TrajectoryWithRew(**kwargs, rews=np.asarray(row["rews"])) if "rews" in row else Trajectory(**kwargs))
     return out

@@ -23,16 +23,18 @@ def _time_feature(env: gym.Env) -> gym.Env:
 WRAPPERS: dict[str, Callable[[gym.Env], gym.Env]] = {"sb3_contrib.common.wrappers.TimeFeatureWrapper": _time_feature}
 
 
-def wrapper_names(recorded: object) -> list[str]:
-    """The wrappers a Zoo ``env_wrapper`` entry names (a path, a ``{path: kwargs}`` map, or a list of them)."""
+def wrapper_names(recorded: object, whose: str = "--env-wrapper") -> list[str]:
+    """The wrappers a Zoo ``env_wrapper`` entry names (a path, a ``{path: kwargs}`` map, or a list of them);
+    ``whose`` says where the entry came from (the expert's config.yml, a run's, the user's flag)."""
     entries = recorded if isinstance(recorded, list) else [] if recorded is None else [recorded]
     names = []
     for entry in entries:
         name, kwargs = next(iter(entry.items())) if isinstance(entry, dict) and len(entry) == 1 else (entry, None)
-        if name not in WRAPPERS or kwargs:
+        if not isinstance(name, str) or name not in WRAPPERS or kwargs:
+            fix = "pass --env-wrapper with the ones it needs, or another expert" if "expert" in whose else "drop it"
             raise UserError(
-                f"the expert's env_wrapper {entry!r} is not one sb3-il applies ({', '.join(WRAPPERS)}, without "
-                "arguments); pass --env-wrapper with the ones it needs, or another expert"
+                f"{whose} {entry!r:.80} is not a wrapper sb3-il applies ({', '.join(WRAPPERS)}, without arguments); "
+                + fix
             )
         names.append(name)
     return names
@@ -46,12 +48,15 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     """
     base, *wrappers = env_id.split("|")
     env = _make(base, render_mode)
-    for name in wrapper_names(wrappers):
+    for name in wrapper_names(wrappers, f"{env_id}'s wrapper"):
         env = WRAPPERS[name](env)
     return env
 
 
 def _make(env_id: str, render_mode: str | None) -> gym.Env:
+    # gymnasium reads ``module:Env`` as "import module first": an id must never choose code to import.
+    if ":" in env_id or env_id not in gym.registry:
+        raise UserError(f"unknown env {env_id!r}; use a registered gymnasium id such as Hopper-v4 or CartPole-v1")
     try:
         return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as err:
@@ -69,12 +74,12 @@ def _make(env_id: str, render_mode: str | None) -> gym.Env:
         raise UserError(f"{env_id} needs an extra dependency: {err}; pip install 'gymnasium[mujoco]'") from None
 
 
-def check_env_fits(config: TrainConfig) -> None:
+def check_env_fits(config: TrainConfig, whose: str = "--env-wrapper") -> None:
     """The checks of ``config`` that need its env built, before anything is trained or written."""
-    wrapper_names(config.env_wrapper)
+    wrapper_names(config.env_wrapper, whose)
     env = make_env(config.env)
     env.close()
-    if not config.expert:
+    if not config.expert and not (config.algo == "bc" and config.demos):  # BC on data needs no expert model
         raise UserError(
             f"no default expert for {config.env_id} in zoo_configs/experts.yml; "
             "pass --expert ORG/ALGO-ENV (a Hub repo such as sb3/sac-Hopper-v3) or a local model zip"

@@ -30,5 +30,8 @@ def guarded(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[s
         except UserError as err:
             print(f"error: {first_line(err)}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # outputs are staged: an interrupted command published nothing
+            print("interrupted; nothing was written", file=sys.stderr)
+            return 130
 
     return wrapper

@@ -17,10 +17,13 @@ import gc
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +32,7 @@ import mujoco
 import numpy as np
 
 from sb3_il.envs import make_env
-from sb3_il.errors import first_line
+from sb3_il.errors import UserError, first_line
 from sb3_il.experts import Expert
 from sb3_il.files import atomic_write, write_json
 from sb3_il.policy import ActFn
@@ -74,6 +77,12 @@ class EpisodeRunner:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+    def __enter__(self) -> EpisodeRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _worker_runner: EpisodeRunner | None = None
@@ -124,7 +133,8 @@ class Evaluator:
             # The pool starts its worker at the first submit. Start it now, so that its start-up (imports,
             # MuJoCo models: seconds) overlaps the trainer's set-up instead of delaying the first evaluation,
             # which with --eval-episodes 0 is the final one.
-            self._pool.submit(int)
+            with _bare_main():
+                self._pool.submit(int)
 
     def submit(self, act: ActFn, n_episodes: int) -> Future[np.ndarray]:
         parts = []
@@ -165,11 +175,39 @@ class Evaluator:
             self._runner.close()
 
 
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """Start a worker with a bare ``__main__``. A spawned process re-runs the parent's ``__main__`` to find
+    functions defined there: a user's script without a main guard would train again in the worker (and break
+    the pool), a stdin script cannot be re-run at all. The worker runs sb3_il's code only, so it needs none
+    of it; hiding it makes a plain script, ``python -``, a notebook and a guarded script work alike."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def completed(value: T) -> Future[T]:
     """A future that already holds ``value``."""
     future: Future[T] = Future()
     future.set_result(value)
     return future
+
+
+def mean_std(returns: Future[np.ndarray]) -> Future[tuple[float, float]]:
+    """A future of the mean and std of a future's returns."""
+    summary: Future[tuple[float, float]] = Future()
+
+    def done(future: Future[np.ndarray]) -> None:
+        if future.exception() is not None:
+            summary.set_exception(future.exception())
+        else:
+            summary.set_result((float(future.result().mean()), float(future.result().std())))
+
+    returns.add_done_callback(done)
+    return summary
 
 
 def _forward(task: Future[np.ndarray], part: Future[np.ndarray]) -> None:
@@ -253,10 +291,20 @@ def percent_of_expert(learner_return: float, expert_return: float) -> float:
 def fall_rate(act: ActFn, env_id: str, n_episodes: int, seed: int = EVAL_SEED) -> float:
     """Share of ``n_episodes`` deterministic episodes (the evaluation's seeds) that the env terminated before its
     time limit: in Hopper, Walker2d and Ant, the body fell."""
-    runner = EpisodeRunner(env_id, n_episodes, seed)
-    runner(act, n_episodes)
-    runner.close()
+    with EpisodeRunner(env_id, n_episodes, seed) as runner:
+        runner(act, n_episodes)
     return float(runner.terminated.mean())
+
+
+def check_video_path(path: Path) -> None:
+    """A one-line error, before any episode runs, unless an mp4 can be written at ``path``."""
+    path = Path(path)
+    if path.suffix != ".mp4":
+        raise UserError(f"--video {path} must name an .mp4 file")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(f"--video {path} exists and is not a regular file; choose another name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"--video {path}: {path.parent} is not a folder; choose another name")
 
 
 def record_video(act: ActFn, env_id: str, path: Path, seed: int = EVAL_SEED, max_steps: int = 1000) -> str | None:

@@ -29,8 +29,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
 from sb3_il.errors import UserError, first_line
+from sb3_il.inputs import number, read_yaml
 from sb3_il.policy import ObsNormalizer
-from sb3_il.trust import load_model, read_vec_normalize, read_yaml, zip_data
+from sb3_il.trust import load_model, read_vec_normalize, zip_data
 
 
 def _algo_classes() -> dict[str, type[BaseAlgorithm]]:
@@ -78,12 +79,16 @@ class ExpertFiles:
     env_wrapper: object = None
 
 
+class Unavailable(UserError):
+    """An expert's files cannot be had here (offline and not cached, or no such repo)."""
+
+
 def _hub_file(repo_id: str, filename: str) -> Path:
     """Download one file with the real Hub client; turns the Hub's many failure modes into one-liners."""
     try:
         return Path(load_from_hub(repo_id=repo_id, filename=filename))
     except (LocalEntryNotFoundError, RepositoryNotFoundError, EntryNotFoundError) as err:
-        raise UserError(
+        raise Unavailable(
             f"expert file {repo_id}/{filename} is not available ({type(err).__name__}); "
             "check the repo id, or go online, or set HF_HUB_CACHE to a Hub cache that holds it "
             "(with HF_HUB_OFFLINE=1)"
@@ -273,16 +278,87 @@ class CallableExpert:
     """A user's expert given as a function (a scripted controller, a non-SB3 policy): obs batch -> actions.
 
     It has no network to differentiate (no Sobolev loss) and no files to reload, so it is evaluated in the
-    training process and its returns are not cached.
+    training process and its returns are not cached. What it answers is checked on every call against the
+    env's action space (shape, type, finite, in range), so a wrong answer is a one-line error naming the
+    expert instead of an assertion deep in gymnasium or a "diverged" training.
     """
 
-    def __init__(self, act: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> None:
+    def __init__(self, act: Callable[[np.ndarray], np.ndarray], action_space: gym.Space, name: str | None = None):
         self.act = act
-        self.repo_id = name or f"callable:{getattr(act, '__qualname__', type(act).__name__)}"
+        self.action_space = action_space
+        self.repo_id = name or self.name_of(act)
         self.revision = ""
 
+    @staticmethod
+    def name_of(act: Callable) -> str:
+        return f"callable:{getattr(act, '__qualname__', type(act).__name__)}"
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.act(np.asarray(obs)))
+        try:
+            actions = np.asarray(self.act(np.asarray(obs)))
+        except Exception as err:  # the user's code: any error, named with the expert
+            raise UserError(f"the expert {self.repo_id} raised {type(err).__name__}: {first_line(err)}") from None
+        problem = action_problem(actions, self.action_space, len(obs))
+        if problem:
+            raise UserError(f"the expert {self.repo_id} {problem}; it must return one action per observation")
+        return actions
 
     def jacobian(self, obs: np.ndarray) -> np.ndarray:
         raise UserError("--jacobian-weight needs an SB3 expert (a network to differentiate), not a callable")
+
+
+class RecordedExpert:
+    """An expert known only from its demonstrations: BC on a dataset whose expert model is not at hand.
+
+    It cannot act (DAgger needs a real expert); its return is what the data recorded, the run's
+    ``provenance.json`` ``expert_return`` or Minari's ``ref_max_score``, so % of expert is reported against
+    that, and only the raw return where the data recorded none.
+    """
+
+    def __init__(self, repo_id: str | None, provenance: dict) -> None:
+        self.repo_id = repo_id or str(provenance.get("expert", "unknown expert"))
+        self.revision = str(provenance.get("expert_revision", ""))
+        mean = number(provenance, "expert_return", "the data's provenance")
+        if mean is None:
+            mean = number(provenance, "ref_max_score", "the Minari dataset's metadata")
+        std = number(provenance, "expert_return_std", "the data's provenance") if mean is not None else None
+        #: (mean, std) of the expert's return as recorded; NaN where the data does not say.
+        self.recorded_return = (float("nan") if mean is None else mean, 0.0 if std is None else std)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        raise UserError(f"the expert {self.repo_id} is not available here, only its demonstrations; pass --expert "
+                        "with a model that can label states")  # fmt: skip
+
+    def jacobian(self, obs: np.ndarray) -> np.ndarray:
+        return self(obs)
+
+
+def expert_available(expert: str | None) -> bool:
+    """Whether ``expert`` names a model that can be loaded here (a local zip, or a Hub repo reachable or cached)."""
+    if not expert:
+        return False
+    try:
+        expert_files(expert)
+    except Unavailable:
+        return False
+    return True
+
+
+def action_problem(actions: np.ndarray, space: gym.Space, n: int, bounds: bool = True) -> str | None:
+    """What is wrong with ``actions`` as a batch of ``n`` actions in ``space``, or None. ``bounds=False``
+    accepts Box actions past the bounds (recorded datasets may hold unclipped actions; the env clips them)."""
+    shape = (n, *space.shape)
+    if actions.shape != shape:
+        return f"returned actions of shape {actions.shape} for {n} observations; expected {shape}"
+    if not (np.issubdtype(actions.dtype, np.number) or actions.dtype == bool):
+        return f"returned {actions.dtype} actions; expected numbers"
+    if isinstance(space, gym.spaces.Discrete):
+        whole = np.all(np.mod(actions, 1) == 0)
+        if not (whole and np.all((actions >= space.start) & (actions < space.start + space.n))):
+            return f"returned actions outside {space} (integers {space.start}..{space.start + space.n - 1})"
+        return None
+    if not np.all(np.isfinite(actions)):
+        return "returned NaN or infinite actions"
+    if bounds and isinstance(space, gym.spaces.Box) and not np.all((actions >= space.low) & (actions <= space.high)):
+        return f"returned actions outside {space}'s bounds"
+    return None

@@ -282,10 +282,9 @@ def finetune_run(
     config.validate()  # every mode's settings, before anything is written
     name = Path(source).name if Path(source).is_dir() else source.replace("/", "-")
     out = Path(out) if out is not None else Path("runs") / f"finetune-{name}"
-    if Path(source).is_dir() and _overlap(Path(source), out):
-        raise UserError(f"--out {out} would overwrite the run it fine-tunes; choose another folder")
     curves = {}
-    with staged_dir(out, discard_on=(UserError,)) as stage:
+    reads = [Path(source)] if Path(source).is_dir() else []
+    with staged_dir(out, discard_on=(UserError,), reads=reads) as stage:
         for i, mode in enumerate(modes):
             folder = stage if i == 0 else stage / f"reference-{mode}"
             results = finetune(source, dataclasses.replace(config, mode=mode), folder, trust_remote_code)
@@ -294,11 +293,6 @@ def finetune_run(
         title = f"PPO fine-tuning on {env_id} from {name}"
         finetune_curves(curves, src.imitation_return, src.expert_return, title, stage / "finetune_curve.png")
     return out
-
-
-def _overlap(a: Path, b: Path) -> bool:
-    a, b = a.resolve(), b.resolve()
-    return a == b or a in b.parents or b in a.parents
 
 
 def summary_line(mode: str, results: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ def package_run(
     load_learner(run_dir)  # a corrupt or hostile policy is refused before anything is packaged
     # The Zoo's config.yml says whether vec_normalize.pkl belongs to the model (load_expert reads it).
     config = vars(run.config) | {"normalize": (run_dir / VEC_NORMALIZE_FILE).exists()}
-    with staged_dir(out_dir, discard_on=(UserError,)) as stage:
+    with staged_dir(out_dir, discard_on=(UserError,), reads=[run_dir]) as stage:
         shutil.copyfile(run_file(run_dir, POLICY_FILE), stage / f"{name}.zip")
         for extra in (VEC_NORMALIZE_FILE, *PLOTS):
             if (run_dir / extra).exists() or (run_dir / extra).is_symlink():

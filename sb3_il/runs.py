@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from sb3_il.dagger import RunResult, train
 from sb3_il.demos import Demonstrations, load_demos
 from sb3_il.envs import check_env_fits, make_env, wrapper_names
 from sb3_il.errors import UserError, first_line
-from sb3_il.experts import expert_files
+from sb3_il.experts import expert_available, expert_files
 from sb3_il.files import staged_dir, write_json, write_yaml
+from sb3_il.inputs import number, read_mapping
 from sb3_il.plots import learning_curve
 from sb3_il.policy import POLICY_FILE, ActFn
 
@@ -83,6 +84,11 @@ def read_run(folder: Path) -> Run:
     absent = [key for key in ("env_id", "algo") if key not in values and (kind == "imitation" or key == "env_id")]
     if absent:  # a default here would describe another run
         raise UserError(f"{folder / CONFIG_FILE} lacks {', '.join(absent)}; re-run what wrote it")
+    for key in (*REQUIRED[kind], "expert_return", "expert_return_std"):
+        if key not in ("mode", "curve"):
+            number(results, key, str(folder / RESULTS_FILE))
+    if not isinstance(results.get("curve", []), list):
+        raise UserError(f"{folder / RESULTS_FILE}: curve must be a list; re-run what wrote it")
     config_class = FinetuneConfig if kind == "finetune" else TrainConfig
     known = {f.name for f in dataclasses.fields(config_class)}
     try:
@@ -90,19 +96,14 @@ def read_run(folder: Path) -> Run:
         config.validate()
     except TypeError as err:
         raise UserError(f"{folder / CONFIG_FILE} is not an sb3-il config ({first_line(err)})") from None
+    if isinstance(config, TrainConfig):
+        wrapper_names(config.env_wrapper, f"{folder / CONFIG_FILE}'s env_wrapper")
     return Run(folder, kind, config, results)
 
 
 def read_results(folder: Path) -> dict[str, Any]:
     """A folder's ``results.json`` as a mapping, or a one-line error."""
-    path = run_file(folder, RESULTS_FILE)
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is not valid JSON ({first_line(err)}); re-run what wrote it") from None
-    if not isinstance(results, dict):
-        raise UserError(f"{path} must hold a mapping of results; re-run what wrote it")
-    return results
+    return read_mapping(run_file(folder, RESULTS_FILE), "the run's results")
 
 
 class OrderedCSV(KVWriter):
@@ -138,9 +139,12 @@ def prepare(config: TrainConfig, trust_remote_code: bool = False) -> tuple[Train
     The config takes the env wrappers the expert's files record (unless given) and, with ``--demos``,
     ``n_demo_steps`` becomes what the dataset holds, at most the requested number: ``config.yml`` replays both.
     """
-    if not config.env_wrapper and config.expert and not config.expert.startswith("callable:"):
-        config = dataclasses.replace(config, env_wrapper=wrapper_names(expert_files(config.expert).env_wrapper))
-    check_env_fits(config)
+    whose = "--env-wrapper"
+    data_only = config.algo == "bc" and config.demos and not expert_available(config.expert)
+    if not config.env_wrapper and config.expert and not config.expert.startswith("callable:") and not data_only:
+        whose = f"the expert's ({config.expert}) env_wrapper"
+        config = dataclasses.replace(config, env_wrapper=wrapper_names(expert_files(config.expert).env_wrapper, whose))
+    check_env_fits(config, whose)
     if not config.demos:
         return config, None
     env = make_env(config.env)
@@ -156,13 +160,16 @@ def train_run(
     progress: bool = True,
     trust_remote_code: bool = False,
     expert: ActFn | None = None,
+    reads: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Train into a staged folder and publish it as ``run_dir`` only once ``results.json`` is written.
 
     ``expert``: an expert object to use instead of loading ``config.expert`` (the Python API's callables).
+    ``reads``: files the command read besides ``--demos`` (a replayed config.yml), which it must not replace.
     """
     config, demos = prepare(config, trust_remote_code)
-    with staged_dir(run_dir, discard_on=(UserError,)) as stage:
+    local_demos = [Path(config.demos)] if config.demos and Path(config.demos).exists() else []
+    with staged_dir(run_dir, discard_on=(UserError,), reads=[*reads, *local_demos]) as stage:
         write_yaml(stage / CONFIG_FILE, config.to_dict())
         logger = make_logger(stage)
         try:

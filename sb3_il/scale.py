@@ -9,6 +9,8 @@ printed as each job finishes, with an estimate of the time left.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sb3_il.errors import UserError, first_line
+
+#: A host name or IPv4 address (Ray's GCS address is HOST:PORT).
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 #: Tries per job: the first, and one retry.
 TRIES = 2
 
@@ -34,12 +40,26 @@ class Failed:
     error: str
 
 
+def check_workers(workers: int, address: str | None) -> None:
+    """``--workers`` and ``--ray-address`` checked before any work: a bad address would otherwise make Ray
+    retry until killed (a closed port) or raise a traceback (a malformed one)."""
+    if workers < 1:
+        raise UserError(f"--workers must be 1 or more, got {workers}")
+    if address is None:
+        return
+    host, _, port = address.rpartition(":")
+    if not (_HOST.match(host) and port.isdigit() and 0 < int(port) < 65536):
+        raise UserError(f"--ray-address {address!r} must be HOST:PORT, e.g. 127.0.0.1:6379 (see `ray start --head`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise UserError(f"no Ray cluster answers at {address} ({first_line(err)}); start one with "
+                        "`ray start --head` or drop --ray-address") from None  # fmt: skip
+
+
 def run_jobs(jobs: Sequence[Job], workers: int = 1, address: str | None = None) -> dict[str, Any]:
     """Each job's result (or :class:`Failed`), by key."""
-    if workers < 1:
-        from sb3_il.errors import UserError
-
-        raise UserError(f"--workers must be 1 or more, got {workers}")
+    check_workers(workers, address)
     progress = Progress(len(jobs))
     if workers == 1 and address is None:
         return {job.key: progress.done(job.key, _with_retry(job)) for job in jobs}
@@ -107,8 +127,6 @@ def ray_session(workers: int, address: str | None) -> Iterator[Any]:
     try:
         import ray
     except ImportError:
-        from sb3_il.errors import UserError
-
         raise UserError("--workers > 1 and --ray-address need Ray; pip install 'sb3-il[ray]'") from None
     if address is None:
         ray.init(address="local", num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1",

@@ -14,18 +14,15 @@ files the user trusts.
 from __future__ import annotations
 
 import base64
-import collections
 import importlib
 import io
-import json
 import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sb3_il.errors import UserError, first_line
+from sb3_il.inputs import parse_json
 
 #: Entries of an SB3 zip that hold pickled schedule functions: replaced by constants, never unpickled.
 SCHEDULES = ("learning_rate", "lr_schedule", "clip_range", "clip_range_vf", "exploration_schedule")
@@ -120,12 +117,13 @@ def zip_data(path: Path) -> dict[str, Any]:
     """The JSON ``data`` of an SB3 model zip (read without unpickling anything)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
+            text = archive.read("data")
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:
         raise UserError(
             f"{path} is not a valid SB3 model zip ({first_line(err)}); replace it (delete it from the Hub cache and "
             "re-download, or re-run what wrote it)"
         ) from None
+    data = parse_json(text, f"{path} (its data)", "replace it (delete it from the Hub cache, or re-run what wrote it)")
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a valid SB3 model zip (its data is not a mapping); replace it")
     return data
@@ -170,31 +168,3 @@ class _Constant:
 
 def constant(value: float) -> _Constant:
     return _Constant(value)
-
-
-class ZooLoader(yaml.SafeLoader):
-    """YAML's safe loader plus the one tag RL Zoo config files use, an ``OrderedDict`` of pairs."""
-
-
-def _ordered_dict(loader: ZooLoader, node: yaml.Node) -> collections.OrderedDict:
-    (pairs,) = loader.construct_sequence(node, deep=True)
-    return collections.OrderedDict((key, value) for key, value in pairs)
-
-
-ZooLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
-
-
-def read_yaml(path: Path) -> Any:
-    """A YAML file from anywhere, data only; a tag that would build an object is a one-line error."""
-    try:
-        loader = ZooLoader(Path(path).read_text(encoding="utf-8"))
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.constructor.ConstructorError as err:
-        raise UserError(
-            f"{path} holds a YAML tag that would build an object ({first_line(err.problem)}); refused"
-        ) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, TypeError) as err:
-        raise UserError(f"cannot read {path}: {first_line(err)}") from None

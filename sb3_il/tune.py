@@ -26,7 +26,7 @@ from sb3_il.experts import load_expert
 from sb3_il.files import atomic_write, staged_dir, write_yaml
 from sb3_il.policy import load_learner, predict_fn
 from sb3_il.runs import train_run
-from sb3_il.scale import Failed, Job, ray_session, run_jobs
+from sb3_il.scale import Failed, Job, check_workers, ray_session, run_jobs
 
 #: First seed of the validation episodes that score trials (apart from evaluation and iterate selection).
 TUNE_SEED = 3_000_000
@@ -77,16 +77,21 @@ def trial(params: dict[str, Any], base: TrainConfig, label_budget: int, seeds: S
 def search_space(spec: dict[str, Any]) -> dict[str, Any]:
     from ray import tune
 
-    space = {}
-    for key, entry in spec.items():
-        kind, values = next(iter(entry.items())) if isinstance(entry, dict) and len(entry) == 1 else (None, None)
-        if kind == "choice":
-            space[key] = tune.choice(list(values))
-        elif kind == "loguniform":
-            space[key] = tune.loguniform(*values)
-        else:
-            raise UserError(f"search space entry {key!r} must be {{choice: [...]}} or {{loguniform: [low, high]}}")
-    return space
+    make = {"choice": lambda values: tune.choice(list(values)), "loguniform": lambda bounds: tune.loguniform(*bounds)}
+    return {key: make[kind](values) for key, (kind, values) in map(_entry, spec.items())}
+
+
+def _entry(item: tuple[str, Any]) -> tuple[str, tuple[str, Any]]:
+    """A search-space entry as (key, (kind, values)), or a one-line error before any trial starts."""
+    key, entry = item
+    kind, values = next(iter(entry.items())) if isinstance(entry, dict) and len(entry) == 1 else (None, None)
+    numbers = isinstance(values, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if kind == "choice" and isinstance(values, list) and values:
+        return key, (kind, values)
+    if kind == "loguniform" and numbers and len(values) == 2 and 0 < values[0] < values[1]:
+        return key, (kind, values)
+    raise UserError(f"search space entry {key!r} must be {{choice: [v, ...]}} or {{loguniform: [low, high]}} with "
+                    f"0 < low < high, got {entry!r:.80}")  # fmt: skip
 
 
 def read_space(path: str | None) -> dict[str, Any]:
@@ -95,6 +100,8 @@ def read_space(path: str | None) -> dict[str, Any]:
     unknown = sorted(set(spec) - known)
     if unknown:
         raise UserError(f"search space keys {unknown} are not TrainConfig fields (nor width)")
+    for item in spec.items():
+        _entry(item)
     return spec
 
 
@@ -103,6 +110,7 @@ def tune_dagger(base: TrainConfig, out: Path, trials: int, workers: int = 1, add
                 label_budget: int = 11_000, episodes: int = 10) -> dict[str, Any]:  # fmt: skip
     """Search, then score the best settings on ``test_seeds``; writes a report and a zoo-style entry in ``out``."""
     spec = read_space(space)
+    check_workers(workers, address)
     if trials < 1 or label_budget <= base.n_demo_steps or set(seeds) & set(test_seeds):
         raise UserError("--trials >= 1, --label-budget above --n-demo-steps, and --test-seeds apart from --seeds")
     with staged_dir(Path(out), discard_on=(UserError,)) as stage:

@@ -60,3 +60,28 @@ def test_the_example_runs(hub_cache, tmp_path):
     assert (
         "BC from a scripted controller" in done.stdout and (tmp_path / "runs" / "example-dagger-CartPole-v1").is_dir()
     )
+
+
+SCRIPT = """
+from sb3_il import DAgger
+
+dagger = DAgger("CartPole-v1", expert="sb3/ppo-CartPole-v1", n_iters=1, grad_steps=100, final_eval_episodes=3)
+model = dagger.learn()
+print("learned", type(model).__name__, dagger.pct_expert)
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "stdin", "command"])
+def test_a_plain_script_without_a_main_guard_works_and_leaves_no_temporary_run(hub_cache, tmp_path, how):
+    """The README's pattern at top level: the background evaluation's worker used to re-run the script
+    (BrokenProcessPool), and every learn() left its run folder in $TMPDIR."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (tmp_path / "script.py").write_text(SCRIPT)
+    argv = {"script": [str(tmp_path / "script.py")], "stdin": ["-"], "command": ["-c", SCRIPT]}[how]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+    done = subprocess.run([sys.executable, *argv], input=SCRIPT if how == "stdin" else None, cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0 and "learned PPO" in done.stdout, done.stderr[-2000:]
+    assert done.stdout.count("learned") == 1  # the worker did not run the script again
+    assert not [p for p in scratch.iterdir() if p.name.startswith("sb3_il-")]

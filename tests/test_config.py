@@ -38,3 +38,13 @@ def test_unknown_keys_are_rejected(tmp_path):
     )
     with pytest.raises(UserError, match="unknown config keys"):
         make_config("dagger", "CartPole-v1", {}, config_file=str(saved))
+
+
+def test_the_configs_are_read_from_the_top_level_zoo_configs_folder():
+    """The design's layout keeps zoo_configs/ at the top; the wheel ships it as sb3_il.zoo_configs (wheel-check)."""
+    from importlib import resources
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert Path(str(resources.files("sb3_il.zoo_configs"))) == root / "zoo_configs"
+    assert not (root / "sb3_il" / "zoo_configs").exists()

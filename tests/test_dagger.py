@@ -112,21 +112,27 @@ def test_corrupt_demos_exit_2(runs_dir, tmp_path, capsys):
     assert "cannot load demonstrations" in capsys.readouterr().err
 
 
-def test_interrupted_run_leaves_no_results(runs_dir, monkeypatch):
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_or_crashed_run_publishes_nothing(runs_dir, monkeypatch, capsys, error):
+    """Ctrl-C: one line, exit 130, nothing left. A crash: no run folder; the partial one kept for inspection."""
     calls = {"n": 0}
     real_fit = dagger.fit
 
     def crash_on_second_fit(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise KeyboardInterrupt
+            raise error
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(dagger, "fit", crash_on_second_fit)
-    with pytest.raises(KeyboardInterrupt):
-        sb3_il(
-            "train", "--env", "CartPole-v1", "--n-iters", "2", "--grad-steps", "50", "--runs-dir", runs_dir, *FAST_EVAL
-        )
+    args = ["train", "--env", "CartPole-v1", "--n-iters", "2", "--grad-steps", "50", "--runs-dir", runs_dir]
+    if error is KeyboardInterrupt:
+        assert sb3_il(*args, *FAST_EVAL) == 130
+        assert capsys.readouterr().err.strip() == "interrupted; nothing was written"
+        assert sorted(runs_dir.iterdir()) == []
+        return
+    with pytest.raises(RuntimeError):
+        sb3_il(*args, *FAST_EVAL)
     assert not (runs_dir / "dagger-CartPole-v1-s0").exists()
     partial = runs_dir / "dagger-CartPole-v1-s0.incomplete"
     assert (partial / "config.yml").exists() and not (partial / "results.json").exists()

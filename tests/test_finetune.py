@@ -147,7 +147,7 @@ def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
         ),
         ("sb3/ppo-CartPole-v1", "Nope-v0", "unknown env 'Nope-v0'"),
         ("{tmp}/corrupt", "CartPole-v1", "policy.zip is not a valid SB3 model zip .*re-run what wrote it"),
-        ("{tmp}/badconfig", None, "cannot read config file .*config.yml"),
+        ("{tmp}/badconfig", None, "cannot read .*config.yml"),
         ("{tmp}/unfinished", None, "no results.json"),
     ],
 )

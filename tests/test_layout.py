@@ -8,9 +8,9 @@ import sb3_il
 #: Hub -> expert -> demos -> buffer -> fit -> loop -> run folder -> fine-tuning / Hub; a module may import only
 #: modules listed before it.
 FLOW = [
-    "errors", "files", "config", "trust", "plots", "envs", "policy", "experts", "evaluation", "demos", "buffer",
-    "bc", "selection", "recipe", "dagger", "runs", "anchored_ppo", "finetune", "model_card", "hub", "data_hub",
-    "api", "peer", "scale", "benchmark", "tune", "cli", "__main__", "__init__",
+    "errors", "inputs", "files", "config", "trust", "plots", "envs", "policy", "experts", "evaluation", "demos",
+    "buffer", "bc", "selection", "recipe", "dagger", "runs", "anchored_ppo", "finetune", "model_card", "hub",
+    "data_hub", "api", "peer", "scale", "benchmark", "tune", "cli", "__main__", "__init__",
 ]  # fmt: skip
 
 

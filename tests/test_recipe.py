@@ -8,6 +8,8 @@ from sb3_il.envs import make_env
 from sb3_il.experts import CallableExpert, load_expert
 from sb3_il.recipe import adapt, expert_width, saturation
 
+BOX = gym.spaces.Box(-1, 1, (1,))
+
 
 def test_saturation_counts_action_entries_on_a_bound():
     space = gym.spaces.Box(-1, 1, (2,))
@@ -18,7 +20,7 @@ def test_saturation_counts_action_entries_on_a_bound():
 def test_width_lr_and_ensemble_follow_the_experts_actor(hub_cache):
     wide = load_expert("sb3/tqc-Hopper-v3", make_env("Hopper-v4"))
     small = load_expert("sb3/trpo-Hopper-v3", make_env("Hopper-v4"))
-    assert (expert_width(wide), expert_width(small), expert_width(CallableExpert(np.zeros_like))) == (256, 64, 64)
+    assert (expert_width(wide), expert_width(small), expert_width(CallableExpert(np.zeros_like, BOX))) == (256, 64, 64)
     space = make_env("Hopper-v4").action_space
     config = TrainConfig(env_id="Hopper-v4", adapt=True)
     saturated = np.ones((10, 3))
