@@ -29,6 +29,21 @@ from sb3_il.evaluation import EpisodeRunner
 from sb3_il.policy import actor_output, predict_fn
 
 
+def use_fused_adam(model: PPO) -> None:
+    """Give ``model``'s policy the fused Adam kernel: SB3 builds ``torch.optim.Adam`` with its default (a loop
+    over parameters, several kernels each), and the fused one takes the same steps in one kernel per
+    minibatch. The settings and any saved moments (a Hub expert's) carry over, so a saved zip loads as usual."""
+    old = model.policy.optimizer
+    if type(old) is not th.optim.Adam:
+        return
+    settings = {k: old.defaults[k] for k in ("lr", "betas", "eps", "weight_decay", "amsgrad")}
+    new = th.optim.Adam(model.policy.parameters(), **settings, fused=True)
+    for param in model.policy.parameters():
+        if param in old.state:
+            new.state[param] = {k: v.float() if k == "step" else v for k, v in old.state[param].items()}
+    model.policy.optimizer = new
+
+
 class AnchoredPPO(PPO):
     """PPO that, after every update, pulls the actor back toward an anchor policy on the rollout's states.
 
@@ -181,12 +196,11 @@ def calibrate_log_std(
     evaluation seeds), and their action samples a random stream of their own: fine-tuning draws the same
     numbers whatever the calibration tried. Returns (log-std, env steps used).
     """
-    runner = EpisodeRunner(env_id, episodes, seed=10_000 * (seed + 1))
+    with EpisodeRunner(env_id, episodes, seed=10_000 * (seed + 1)) as runner, th.random.fork_rng():
 
-    def score(deterministic: bool) -> float:
-        return float(runner(predict_fn(model, obs_norm, deterministic), episodes).mean())
+        def score(deterministic: bool) -> float:
+            return float(runner(predict_fn(model, obs_norm, deterministic), episodes).mean())
 
-    with th.random.fork_rng():
         th.manual_seed(seed)
         target = score(deterministic=True)
         target -= (1 - keep) * abs(target if scale is None else scale)
@@ -195,5 +209,4 @@ def calibrate_log_std(
                 model.policy.log_std.fill_(log_std)
             if score(deterministic=False) >= target:
                 break
-    runner.close()
     return log_std, runner.steps

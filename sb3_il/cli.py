@@ -128,10 +128,11 @@ def finetune_parser(sub: Any) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--run", required=True, help="a finished run folder, or a Hub repo id holding a PPO zip")
     parser.add_argument("--env", dest="env_id", default=None, help="env id (default: the run's)")
-    parser.add_argument("--modes", nargs="+", choices=FINETUNE_MODES, default=["prepared", "scratch"],
-                        help="the first is written to --out, the others to --out/reference-MODE")  # fmt: skip
-    parser.set_defaults(fields=add_fields(parser, FinetuneConfig, ("env_id", "mode", "ppo")))
+    parser.add_argument("--compare", nargs="+", choices=[m for m in FINETUNE_MODES if m != "prepared"], default=[],
+                        help="also train these references on the same budget, into --out/reference-MODE")  # fmt: skip
+    parser.set_defaults(fields=add_fields(parser, FinetuneConfig, ("env_id", "ppo")))
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/finetune-NAME)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per evaluation")
     parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     parser.set_defaults(handler=finetune)
 
@@ -139,7 +140,8 @@ def finetune_parser(sub: Any) -> None:
 FINETUNE_DOC = """RL fine-tuning of a BC/DAgger policy with PPO, prepared so it does not collapse.
 
     sb3-il finetune --run runs/dagger-Hopper-v4-s0 --timesteps 200000
-    sb3-il finetune --run runs/bc-Hopper-v4-s0 --modes prepared naive scratch   # compare all three"""
+    sb3-il finetune --run runs/bc-Hopper-v4-s0 --compare naive scratch   # also PPO.load + learn, and from scratch
+    sb3-il finetune --run sb3/ppo-HalfCheetah-v3 --env HalfCheetah-v4 --mode naive   # continue a Hub PPO as is"""
 
 
 def finetune(args: argparse.Namespace) -> int:
@@ -150,7 +152,7 @@ def finetune(args: argparse.Namespace) -> int:
     values = {name: getattr(args, name) for name in args.fields if getattr(args, name) is not None}
     config = FinetuneConfig(env_id=args.env_id, **values)
     th.set_num_threads(1)
-    out = finetune_run(args.run, config, args.modes, args.out, args.trust_remote_code)
+    out = finetune_run(args.run, config, args.compare, args.out, args.trust_remote_code, args.quiet)
     print(f"fine-tuned policy: {out / 'policy.zip'}; curve: {out / 'finetune_curve.png'}")
     return 0
 

@@ -25,7 +25,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import set_random_seed
 from tqdm import tqdm
 
-from sb3_il.bc import fit
+from sb3_il.bc import Adam, fit
 from sb3_il.buffer import ReplayBuffer
 from sb3_il.config import TrainConfig, package_version, parse_beta_schedule
 from sb3_il.demos import (
@@ -135,7 +135,7 @@ class Actors:
         if config.ensemble > 1:
             seeds = [config.seed + 7919 * k for k in range(config.ensemble)]  # apart from other runs' seeds
             self.members = [Learner(make_learner(env, config.net_arch, seed).policy) for seed in seeds]
-        self.optimizers = [th.optim.Adam(actor_parameters(m.policy), lr=config.lr, fused=True) for m in self.members]
+        self.optimizers = [Adam(sum(p.numel() for p in actor_parameters(m.policy)), config.lr) for m in self.members]
 
     def fit(self, buffer: ReplayBuffer, config: TrainConfig, generator: th.Generator) -> float:
         """Refit every actor on the whole buffer (observation statistics refreshed first); the mean loss."""
@@ -156,14 +156,10 @@ class Reporter:
     def __init__(self, result: RunResult, expert_eval: Future[tuple[float, float]], logger: Logger, bar: tqdm) -> None:
         self.result, self.expert_eval, self.logger, self.bar = result, expert_eval, logger, bar
         self.pending: deque[tuple[dict, Future[np.ndarray]]] = deque()
-        #: Seconds spent evaluating in the training process (no background worker): not training time.
-        self.inline_s = 0.0
 
     def evaluate(self, evaluator: Evaluator, learner: Learner, n_episodes: int, stats: dict, last: bool) -> None:
         """Submit a snapshot of ``learner`` for evaluation; log the iterations whose evaluations are in."""
-        start = time.perf_counter()
         returns = evaluator.submit(copy.deepcopy(learner), n_episodes) if n_episodes else completed(NO_EVAL)
-        self.inline_s += time.perf_counter() - start
         if last:  # training is over: this process joins in the evaluations still queued
             evaluator.help()
         self.add(stats, returns, last)

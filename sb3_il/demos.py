@@ -231,7 +231,7 @@ def _from_folder(folder: Path, source: str) -> Demonstrations:
         return demos
     except UserError as err:
         raise UserError(f"{source}: {err}") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:  # RecursionError: a deep state.json
         raise UserError(f"cannot load demonstrations from {source} ({type(err).__name__}: {first_line(err)}); "
                         "pass a folder written by sb3-il or imitation") from None  # fmt: skip
 

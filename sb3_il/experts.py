@@ -9,7 +9,8 @@ live here, so the rest of the package only ever sees an :class:`Expert`:
 * ``vec_normalize.pkl`` is unpickled with ``gym.*`` mapped to ``gymnasium.*`` and its observation
   statistics are applied inside the expert, so callers pass raw env observations;
 * observations are adapted where the env version changed the layout (Ant-v4 dropped the 84 contact
-  force entries that Ant-v2/v3 experts expect; they are ~0 in those versions, so zeros are faithful).
+  force entries that Ant-v2/v3 experts expect; they are ~0 in those versions, so zeros are faithful), also
+  under the wrappers the expert was trained with (a time feature stays last).
 """
 
 from __future__ import annotations
@@ -55,14 +56,39 @@ def _algo_classes() -> dict[str, type[BaseAlgorithm]]:
     }
 
 
-def _pad_ant_contact_forces(obs: np.ndarray) -> np.ndarray:
-    """Ant-v2/v3 appended 84 contact-force entries that Ant-v4 leaves out; they are ~0 in those versions."""
-    return np.concatenate([obs, np.zeros((obs.shape[0], 84), dtype=obs.dtype)], axis=1)
+@dataclass(frozen=True)
+class PadAdapter:
+    """An env's observation as an older env version's: its first ``head`` entries, then ``gap`` zeros for the
+    entries the older version had and this one lacks, then the rest. The rest is what a wrapper appended
+    (the TimeFeatureWrapper's time feature), so a wrapped v3 expert reads a wrapped v4 env. A dataclass, so
+    experts pickle."""
+
+    head: int
+    gap: int
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        zeros = np.zeros((obs.shape[0], self.gap), dtype=obs.dtype)
+        return np.concatenate([obs[:, : self.head], zeros, obs[:, self.head :]], axis=1)
+
+    def columns(self, env_dim: int) -> list[int]:
+        """Where each of the env's entries sits in the expert's input (for d action / d observation)."""
+        return [*range(self.head), *range(self.head + self.gap, self.gap + env_dim)]
 
 
-#: Observation adapters keyed by (expert obs dim, env obs dim). Module-level functions, so experts pickle.
-#: They append the entries an older env version had after the current ones (Expert.jacobian relies on it).
-OBS_ADAPTERS: dict[tuple[int, int], Callable[[np.ndarray], np.ndarray]] = {(111, 27): _pad_ant_contact_forces}
+#: Observation adapters keyed by the unwrapped (expert obs dim, env obs dim). Ant-v2/v3 have 84 contact-force
+#: entries after the 27 Ant-v4 keeps; they are ~0 in those versions, so zeros are faithful.
+OBS_ADAPTERS: dict[tuple[int, int], PadAdapter] = {(111, 27): PadAdapter(27, 84)}
+#: Most entries env wrappers append (the TimeFeatureWrapper: 1) that an adapter carries over at the end.
+MAX_APPENDED = 2
+
+
+def obs_adapter(expert_dim: int, env_dim: int) -> PadAdapter | None:
+    """The adapter from ``env_dim`` to ``expert_dim`` observations, wrappers' appended entries included."""
+    for appended in range(MAX_APPENDED + 1):
+        adapter = OBS_ADAPTERS.get((expert_dim - appended, env_dim - appended))
+        if adapter is not None:
+            return adapter
+    return None
 
 
 @dataclass
@@ -180,7 +206,7 @@ class Expert:
         policy: BasePolicy,
         repo_id: str,
         normalizer: ObsNormalizer | None = None,
-        adapt: Callable[[np.ndarray], np.ndarray] | None = None,
+        adapt: PadAdapter | None = None,
         revision: str = "",
         env_spaces: SimpleNamespace | None = None,
     ) -> None:
@@ -226,8 +252,8 @@ class Expert:
             th.autograd.grad(actions[:, j].sum(), z, retain_graph=j < actions.shape[1] - 1)[0]
             for j in range(actions.shape[1])
         ]
-        # Adapters only append entries the env lacks (OBS_ADAPTERS), so d/d obs is the leading block.
-        return th.stack(rows, dim=1)[:, :, : obs.shape[1]].numpy()
+        jacobian = th.stack(rows, dim=1)
+        return (jacobian[:, :, self.adapt.columns(obs.shape[1])] if self.adapt else jacobian).numpy()
 
     def __reduce__(self):  # noqa: ANN204 - pickle protocol
         """Pickle as "load this Hub expert for these spaces": some policies (gSDE) hold autograd state
@@ -252,13 +278,12 @@ def load_expert(repo_id: str, env: gym.Env | gym.vector.VectorEnv | object, trus
         )
     adapt = None
     if saved_obs_shape != obs_space.shape:
-        key = (int(np.prod(saved_obs_shape)), int(np.prod(obs_space.shape)))
-        if len(saved_obs_shape) != 1 or key not in OBS_ADAPTERS:
+        adapt = obs_adapter(int(np.prod(saved_obs_shape)), int(np.prod(obs_space.shape)))
+        if len(saved_obs_shape) != 1 or len(obs_space.shape) != 1 or adapt is None:
             raise UserError(
                 f"expert {repo_id} expects observations of shape {saved_obs_shape} but {env_id} gives "
                 f"{obs_space.shape}; pick an expert trained on {env_id}"
             )
-        adapt = OBS_ADAPTERS[key]
     expert_obs_space = gym.spaces.Box(-np.inf, np.inf, saved_obs_shape, np.float32)
     spaces = {"observation_space": expert_obs_space, "action_space": act_space}
     model = load_model(_algo_classes()[files.algo], files.model_path, spaces, trust_remote_code)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from tqdm import tqdm
 
 from sb3_il.anchored_ppo import (
     LOG_STD_CANDIDATES,
@@ -30,12 +32,13 @@ from sb3_il.anchored_ppo import (
     calibrate_log_std,
     exploration_log_std,
     kl_limit,
+    use_fused_adam,
     warm_up_value_function,
 )
 from sb3_il.config import FinetuneConfig, ppo_hyperparams
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
-from sb3_il.evaluation import EVAL_SEED, EpisodeRunner
+from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, percent_of_expert
 from sb3_il.experts import action_space_mismatch, download_expert, saved_spaces
 from sb3_il.files import staged_dir, write_json, write_yaml
 from sb3_il.plots import finetune_curves
@@ -98,13 +101,18 @@ def check_source_spaces(source: Source, env_id: str) -> None:
 
 
 class EvaluateEvery(BaseCallback):
-    """Deterministic evaluation on the fixed eval seeds every ``every`` steps (and before the first update)."""
+    """Deterministic evaluation on the fixed eval seeds every ``every`` steps (and before the first update),
+    with a progress bar (steps, steps/s, time left) and one line per evaluation unless ``quiet``."""
 
-    def __init__(self, runner: EpisodeRunner, n_episodes: int, every: int, obs_norm: VecNormalize | None) -> None:
+    def __init__(self, runner: EpisodeRunner, n_episodes: int, every: int, obs_norm: VecNormalize | None,
+                 total: int, label: str, expert_return: float | None, quiet: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.runner, self.n_episodes, self.every, self.obs_norm = runner, n_episodes, every, obs_norm
+        self.expert_return = expert_return
         self.curve: list[dict[str, float]] = []
         self._next = 0
+        self.quiet = quiet
+        self.bar = tqdm(total=total, desc=label, unit="step", disable=quiet, dynamic_ncols=True)
 
     def evaluate(self) -> None:
         returns = self.runner(predict_fn(self.model, self.obs_norm), self.n_episodes)
@@ -113,15 +121,25 @@ class EvaluateEvery(BaseCallback):
         self.logger.record("eval/mean_return", mean)
         self.logger.record("eval/std_return", std)
         self._next = self.num_timesteps + self.every
+        start = self.curve[0]["mean_return"]
+        pcts = [f"{percent_of_expert(mean, start):.1f}% of start"] if start else []
+        if self.expert_return:
+            pcts.append(f"{percent_of_expert(mean, self.expert_return):.1f}% of expert")
+        if not self.quiet:
+            self.bar.write(f"step {self.num_timesteps:>8d}: return {mean:8.1f} ± {std:6.1f} ({', '.join(pcts)})")
 
     def _on_training_start(self) -> None:
         if not self.curve:
             self.evaluate()
 
     def _on_step(self) -> bool:
+        self.bar.update(self.model.n_envs)
         if self.num_timesteps >= self._next:
             self.evaluate()
         return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
 
 
 def make_finetune_env(
@@ -203,7 +221,9 @@ def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize |
     return log_std, steps
 
 
-def finetune(source: str | None, config: FinetuneConfig, out: Path, trust_remote_code: bool = False) -> dict[str, Any]:
+def finetune(
+    source: str | None, config: FinetuneConfig, out: Path, trust_remote_code: bool = False, quiet: bool = False
+) -> dict[str, Any]:
     """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
     config.validate()
     hyper = ppo_hyperparams(config.env_id.split("|")[0]) | (config.ppo or {})
@@ -235,14 +255,16 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path, trust_remote
     else:
         model = load_ppo(src, env, config.seed, ppo_kwargs, trust_remote_code)
     model.set_logger(logger)  # before the warm-up sets up learning: SB3 would make a logger in /tmp otherwise
+    use_fused_adam(model)
     log_std, warmup_steps = None, 0
     if config.mode == "prepared":
         log_std, warmup_steps = prepare(model, config, obs_norm, src, max_log_std, env, normalize_reward)
-    runner = EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED)
-    evaluate = EvaluateEvery(runner, config.eval_episodes, config.eval_every, obs_norm)
     checkpoints = CheckpointCallback(max(config.timesteps // 5, 1), str(out / "checkpoints"), name_prefix="policy")
-    model.learn(config.timesteps, callback=CallbackList([evaluate, checkpoints]), reset_num_timesteps=False)
-    evaluate.evaluate()
+    with EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED) as runner, closing(env):
+        evaluate = EvaluateEvery(runner, config.eval_episodes, config.eval_every, obs_norm, config.timesteps,
+                                 config.mode, src.expert_return, quiet)  # fmt: skip
+        model.learn(config.timesteps, callback=CallbackList([evaluate, checkpoints]), reset_num_timesteps=False)
+        evaluate.evaluate()
     model.save(out / POLICY_FILE)
     if obs_norm is not None:
         obs_norm.save(str(out / VEC_NORMALIZE_FILE))
@@ -270,10 +292,16 @@ def finetune(source: str | None, config: FinetuneConfig, out: Path, trust_remote
 
 
 def finetune_run(
-    source: str, config: FinetuneConfig, modes: Sequence[str], out: Path | None, trust_remote_code: bool = False
+    source: str,
+    config: FinetuneConfig,
+    compare: Sequence[str] = (),
+    out: Path | None = None,
+    trust_remote_code: bool = False,
+    quiet: bool = False,
 ) -> Path:
-    """Fine-tune ``source`` in each of ``modes`` into one folder: the first mode at ``out``, the others
-    (references on the same budget) in ``out/reference-MODE``, and a ``finetune_curve.png`` of them all."""
+    """Fine-tune ``source`` (``config.mode``) into ``out``; each mode of ``compare`` (references on the same
+    budget) goes to ``out/reference-MODE``, and a ``finetune_curve.png`` shows them all."""
+    modes = [config.mode, *(mode for mode in compare if mode != config.mode)]
     src = load_source(source)
     env_id = config.env_id or src.env_id
     if env_id is None:
@@ -287,9 +315,10 @@ def finetune_run(
     with staged_dir(out, discard_on=(UserError,), reads=reads) as stage:
         for i, mode in enumerate(modes):
             folder = stage if i == 0 else stage / f"reference-{mode}"
-            results = finetune(source, dataclasses.replace(config, mode=mode), folder, trust_remote_code)
+            results = finetune(source, dataclasses.replace(config, mode=mode), folder, trust_remote_code, quiet)
             curves[mode] = results["curve"]
-            print(summary_line(mode, results), flush=True)
+            if not quiet:
+                print(summary_line(mode, results), flush=True)
         title = f"PPO fine-tuning on {env_id} from {name}"
         finetune_curves(curves, src.imitation_return, src.expert_return, title, stage / "finetune_curve.png")
     return out

@@ -96,9 +96,8 @@ def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
             labels = sum(len(t) for t in trainer._all_demos)  # imitation keeps no public count
             fits = trainer.round_num
     train_wall_s = time.perf_counter() - start
-    returns = EpisodeRunner(config.env_id, config.final_eval_episodes, EVAL_SEED)(
-        lambda obs: trainer_bc.policy.predict(obs, deterministic=True)[0], config.final_eval_episodes
-    )
+    with EpisodeRunner(config.env_id, config.final_eval_episodes, EVAL_SEED) as runner:
+        returns = runner(lambda obs: trainer_bc.policy.predict(obs, deterministic=True)[0], config.final_eval_episodes)
     venv.close()
     return {
         "mean_return": float(returns.mean()),

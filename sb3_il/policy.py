@@ -101,15 +101,17 @@ def actor_layers(policy: ActorCriticPolicy) -> list[tuple[nn.Parameter, nn.Param
 
 
 def activate(x: th.Tensor, activation: str | None) -> th.Tensor:
+    """The activation, in place on ``x`` (a layer's fresh output; autograd saves the result for both)."""
     if activation == "relu":
-        return F.relu(x)
-    return th.tanh(x) if activation == "tanh" else x
+        return x.relu_()
+    return x.tanh_() if activation == "tanh" else x
 
 
 def activation_backward(grad: th.Tensor, h: th.Tensor, activation: str | None) -> th.Tensor:
-    """Gradient through :func:`activate`, from its output ``h`` (ReLU: h > 0; tanh: 1 - h²)."""
+    """Gradient through :func:`activate`, from its output ``h`` (ReLU: sign(h), 1 where h > 0, as h ≥ 0; tanh:
+    1 - h²). ``sign`` rather than ``h > 0``: a float mask multiplies in a third of the time of a bool one."""
     if activation == "relu":
-        return grad * (h > 0)
+        return grad * th.sign(h)
     return grad * (1 - h * h) if activation == "tanh" else grad
 
 

@@ -52,9 +52,6 @@ def imitation_loss(learner: Learner, obs: np.ndarray, labels: np.ndarray) -> flo
 def validation_returns(candidates: list[Learner], env_id: str, n_episodes: int) -> tuple[list[float], int]:
     """Each candidate's mean return on deterministic validation episodes (seeds of their own,
     :data:`VALIDATION_SEED`; they read the env's reward), and the env steps taken."""
-    runner = EpisodeRunner(env_id, n_episodes, VALIDATION_SEED)
-    try:
+    with EpisodeRunner(env_id, n_episodes, VALIDATION_SEED) as runner:
         scores = [float(runner(candidate, n_episodes).mean()) for candidate in candidates]
-    finally:
-        runner.close()
     return scores, runner.steps

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import io
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,15 @@ def settings(params: dict[str, Any], base: TrainConfig, label_budget: int) -> Tr
 
 def score(config: TrainConfig, folder: Path, episodes: int) -> float:
     """% of the expert of ``folder``'s policy on the validation episodes."""
-    env = make_env(config.env)
-    expert = load_expert(config.expert, env)
-    env.close()
-    expert_returns = evaluate_expert(Evaluator(config.env, episodes, TUNE_SEED), expert, config.env,
-                                     TUNE_SEED, episodes).result()  # fmt: skip
-    runner = EpisodeRunner(config.env, episodes, TUNE_SEED)
-    returns = runner(predict_fn(*load_learner(folder)), episodes)
-    runner.close()
+    with closing(make_env(config.env)) as spaces:
+        expert = load_expert(config.expert, spaces)
+    evaluator = Evaluator(config.env, episodes, TUNE_SEED)
+    try:
+        expert_returns = evaluate_expert(evaluator, expert, config.env, TUNE_SEED, episodes).result()
+    finally:
+        evaluator.close()
+    with EpisodeRunner(config.env, episodes, TUNE_SEED) as runner:
+        returns = runner(predict_fn(*load_learner(folder)), episodes)
     return percent_of_expert(float(returns.mean()), float(expert_returns.mean()))
 
 

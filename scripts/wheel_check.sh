@@ -16,7 +16,7 @@ sb3il="$work/venv/bin/sb3-il"
 "$sb3il" train --algo bc --env CartPole-v1 --grad-steps 200 --final-eval-episodes 5 --quiet > /dev/null
 "$sb3il" evaluate runs/bc-CartPole-v1-s0 --episodes 3
 "$sb3il" finetune --run runs/bc-CartPole-v1-s0 --timesteps 512 --eval-every 512 --eval-episodes 2 \
-  --vf-warmup-rollouts 1 --modes prepared --out ft
+  --vf-warmup-rollouts 1 --out ft --quiet
 "$sb3il" push --run ft --repo-id me/ppo-CartPole-v1 --dry-run package --video-steps 0
 "$work/venv/bin/python" -m sb3_il --help > /dev/null
 echo "wheel check: 1 passed, 0 failed"

@@ -12,7 +12,7 @@ from sb3_il.config import TrainConfig
 from sb3_il.demos import collect_demos, transitions
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
-from sb3_il.policy import Learner, ObsNormalizer, actor_layers, actor_output, actor_parameters, make_learner
+from sb3_il.policy import Learner, ObsNormalizer, actor_output, actor_parameters, make_learner
 
 
 def _bounded_mse(out: th.Tensor, target: th.Tensor, low: th.Tensor, high: th.Tensor) -> th.Tensor:
@@ -41,10 +41,15 @@ def test_hand_written_backprop_matches_autograd(env_id, activation, bounded):
     expected_loss = loss_fn(actor_output(policy, obs), target)
     expected = th.autograd.grad(expected_loss, parameters)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
-    loss = bc.backprop(actor_layers(policy), obs, bc.label_ranges(target, *bounds) if bounded else target, discrete)
-    th.testing.assert_close(loss, expected_loss.detach())
-    for param, grad in zip(parameters, expected, strict=True):
-        th.testing.assert_close(param.grad, grad)
+    actor = bc.FlatActor(policy)
+    labels = F.one_hot(target, env.action_space.n).float() if discrete else target
+    labels = bc.label_ranges(target, *bounds) if bounded else labels
+    loss_sum = th.zeros(labels[0].shape if bounded else labels.shape)
+    bc.backprop(actor, obs, labels, loss_sum, discrete)
+    th.testing.assert_close(loss_sum.sum() / bc.loss_divisor(labels, discrete), expected_loss.detach())
+    grads = [t for weight_grad, bias_grad, _ in actor.grads for t in (weight_grad, bias_grad)]
+    for grad, want in zip(grads, expected, strict=True):
+        th.testing.assert_close(grad, want)
 
 
 @pytest.mark.parametrize("bounded", [False, True])
@@ -65,10 +70,30 @@ def test_sobolev_backprop_matches_autograd_through_the_jacobian(bounded):
     expected_loss = loss_fn()
     expected = th.autograd.grad(expected_loss, parameters)
     ranges = bc.label_ranges(target, *bounds) if bounded else target
-    loss = bc.sobolev_backprop(actor_layers(policy), obs, ranges, expert_jacobian, 0.3)
+    actor = bc.FlatActor(policy)
+    loss = bc.sobolev_step(actor, obs, ranges, expert_jacobian, 0.3)
     th.testing.assert_close(loss, expected_loss.detach())
-    for param, grad in zip(parameters, expected, strict=True):
-        th.testing.assert_close(param.grad, grad)
+    grads = [t for weight_grad, bias_grad, _ in actor.grads for t in (weight_grad, bias_grad)]
+    for grad, want in zip(grads, expected, strict=True):
+        th.testing.assert_close(grad, want)
+
+
+def test_the_flat_adam_takes_torch_adams_steps():
+    """bc.Adam calls the fused kernel torch.optim.Adam calls: the same update, step for step (also with a
+    learning rate that changes every step, as the cosine schedule does)."""
+    params = [th.nn.Parameter(th.randn(4, 3)), th.nn.Parameter(th.randn(3))]
+    reference = th.optim.Adam(params, lr=5e-3)
+    flat = th.cat([p.detach().reshape(-1) for p in params])
+    ours = bc.Adam(flat.numel(), lr=5e-3)
+    for step in range(5):
+        grads = [th.randn_like(p) for p in params]
+        lr = 5e-3 * (1 - step / 5)
+        reference.param_groups[0]["lr"] = lr
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
+        reference.step()
+        ours.step(flat, th.cat([g.reshape(-1) for g in grads]), lr)
+        th.testing.assert_close(flat, th.cat([p.detach().reshape(-1) for p in params]))
 
 
 def test_sobolev_fit_matches_the_experts_jacobian_better_than_actions_alone(hub_cache):
@@ -83,7 +108,7 @@ def test_sobolev_fit_matches_the_experts_jacobian_better_than_actions_alone(hub_
         buffer = ReplayBuffer(len(obs), (3,), (1,), with_jacobians=True)
         buffer.add(obs, acts, jacobian)
         learner = Learner(make_learner(env, [64, 64], seed).policy, ObsNormalizer.from_data(buffer.observations()))
-        optimizer = th.optim.Adam(actor_parameters(learner.policy), lr=5e-3)
+        optimizer = bc.Adam(sum(p.numel() for p in actor_parameters(learner.policy)), lr=5e-3)
         config = TrainConfig(env_id="Pendulum-v1", grad_steps=1000, jacobian_weight=weight)
         bc.fit(learner, optimizer, buffer, config, th.Generator().manual_seed(seed))
         x = learner.normalizer.torch(th.as_tensor(obs, dtype=th.float32)).requires_grad_(True)

@@ -45,8 +45,7 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
         "5",
         "--vf-warmup-rollouts",
         "2",
-        "--modes",
-        "prepared",
+        "--compare",
         "scratch",
         "--out",
         str(out),
@@ -83,8 +82,6 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
         "1",
         "--vf-warmup-rollouts",
         "1",
-        "--modes",
-        "prepared",
     ]
     assert finetune_main(["--run", str(run), *short, "--init-log-std", "-3.0", "--out", str(fragile)]) == 0
     fragile_results = json.loads((fragile / "results.json").read_text())

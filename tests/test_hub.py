@@ -104,7 +104,7 @@ def test_a_finetuned_run_is_pushed_as_a_ppo_repo(runs_dir, tmp_path, monkeypatch
     run = train_run(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "300")["dir"]
     tuned = tmp_path / "tuned"
     short = ["--timesteps", "1024", "--eval-every", "1024", "--eval-episodes", "3", "--vf-warmup-rollouts", "1"]
-    assert sb3_il("finetune", "--run", run, *short, "--modes", "prepared", "--out", tuned) == 0
+    assert sb3_il("finetune", "--run", run, *short, "--out", tuned) == 0
     results = json.loads((tuned / "results.json").read_text())
     package = tmp_path / "package"
     dry_run = ["--run", str(tuned), "--dry-run", str(package), "--video-steps", "0"]
