@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import ConvertCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
+from sb3_il.config import EnvSpec
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.policy import actor_output, predict_fn
 
@@ -179,7 +180,7 @@ def exploration_log_std(calibrated: float) -> float:
 def calibrate_log_std(
     model: PPO,
     obs_norm: VecNormalize | None,
-    env_id: str,
+    env_id: EnvSpec | str,
     seed: int,
     episodes: int = 5,
     keep: float = 0.9,

@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_il.config import MAX_EVAL_EPISODES, make_config
@@ -30,7 +31,7 @@ from sb3_il.errors import UserError
 from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, check_video_path, percent_of_expert, record_video
 from sb3_il.experts import CallableExpert, load_expert
 from sb3_il.files import MARKER, staged_dir
-from sb3_il.policy import ActFn, load_learner, predict_fn
+from sb3_il.policy import ActFn, load_run_model, predict_fn
 from sb3_il.runs import read_run, train_run
 
 _registered = itertools.count()
@@ -78,12 +79,12 @@ class DAgger:
             with closing(make_env(self.config.env)) as spaces:
                 self._expert = CallableExpert(expert, spaces.action_space, self.config.expert)
         self.results: dict[str, Any] | None = None
-        self.policy: PPO | None = None
+        self.model: PPO | None = None
         self.vec_normalize: VecNormalize | None = None
         self._scratch: tempfile.TemporaryDirectory | None = None
 
     def learn(self, progress: bool = False) -> PPO:
-        """Train; the policy is also ``self.policy`` (with ``self.vec_normalize``), the numbers ``self.results``.
+        """Train; the model is also ``self.model`` (with ``self.vec_normalize``), the numbers ``self.results``.
 
         The run folder lives in a temporary folder that goes with this object (or the process); ``save()``
         keeps a copy.
@@ -91,9 +92,14 @@ class DAgger:
         scratch = tempfile.TemporaryDirectory(prefix="sb3_il-")
         folder = Path(scratch.name) / "run"
         self.results = train_run(self.config, folder, progress, self.trust_remote_code, self._expert)
-        self.policy, self.vec_normalize = load_learner(folder)  # written by this process
+        self.model, self.vec_normalize = load_run_model(folder)  # written by this process
         self._scratch = scratch  # the previous learn()'s folder, if any, is removed with its object
-        return self.policy
+        return self.model
+
+    @property
+    def policy(self) -> ActorCriticPolicy | None:
+        """The trained policy (``self.model.policy``), as SB3 models have one."""
+        return self.model.policy if self.model is not None else None
 
     @property
     def _folder(self) -> Path | None:
@@ -142,23 +148,24 @@ def evaluate(
     expert_return = None
     if Path(target).is_dir():
         run = read_run(Path(target))
-        env_id = env_id or run.env
-        act: Callable = predict_fn(*load_learner(Path(target), trust_remote_code))
-        expert_return = run.results.get("expert_return_mean", run.results.get("expert_return"))
+        env = env_id or run.env
+        act: Callable = predict_fn(*load_run_model(Path(target), trust_remote_code))
+        expert_return = run.expert_return
     elif env_id is None:
         raise UserError(f"{target} does not name its env; pass --env ENV_ID")
     else:
-        with closing(make_env(env_id)) as spaces:
+        env = env_id
+        with closing(make_env(env)) as spaces:
             act = load_expert(target, spaces, trust_remote_code)
     chunk = min(episodes, 100)  # episodes step together, a chunk at a time: one env each in memory
-    with EpisodeRunner(env_id, chunk, seed) as runner:
+    with EpisodeRunner(env, chunk, seed) as runner:
         parts = [runner(act, min(chunk, episodes - first), first) for first in range(0, episodes, chunk)]
     returns = np.concatenate(parts)
-    results = {"target": str(target), "env_id": env_id, "episodes": episodes, "seed": seed,
+    results = {"target": str(target), "env_id": str(env), "episodes": episodes, "seed": seed,
                "mean_return": float(returns.mean()), "std_return": float(returns.std())}  # fmt: skip
-    if expert_return is not None and np.isfinite(expert_return):
+    if expert_return is not None:
         results["pct_expert"] = percent_of_expert(results["mean_return"], expert_return)
     if video is not None:
-        why_not = record_video(act, env_id, Path(video), seed)
+        why_not = record_video(act, env, Path(video), seed)
         results["video"] = str(video) if why_not is None else f"not written: {why_not}"
     return results

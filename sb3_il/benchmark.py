@@ -25,8 +25,8 @@ from sb3_il.experts import expert_files, load_expert
 from sb3_il.files import atomic_write, claimed_dir, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import plt, save_figure
-from sb3_il.policy import load_learner, predict_fn
-from sb3_il.runs import read_results, read_run, train_run
+from sb3_il.policy import load_run_model, predict_fn
+from sb3_il.runs import RESULTS_FILE, read_results, read_run, train_run
 from sb3_il.scale import Failed, Job, check_workers, run_jobs
 
 #: The (env, expert) pairs of each track; None: the env's default expert (zoo_configs/experts.yml). The zoo track
@@ -43,7 +43,7 @@ TRACKS: dict[str, list[tuple[str, str | None]]] = {
     ],
 }  # fmt: skip
 #: The reference article's % of expert (BC, DAgger) on the -v2 envs.
-ARTICLE = {"Ant": (88.9, 102.1), "Hopper": (23.7, 99.8), "HalfCheetah": (94.3, 96.0)}
+ARTICLE_RESULTS = {"Ant": (88.9, 102.1), "Hopper": (23.7, 99.8), "HalfCheetah": (94.3, 96.0)}
 
 COLUMNS = [
     "track",
@@ -131,7 +131,7 @@ def run_cell(config: TrainConfig, out: Path, peer: bool, force: bool, parallel: 
     run_dir = out / "runs" / cell_name(config)
     if parallel:
         config = dataclasses.replace(config, background_eval=False)
-    if (run_dir / "results.json").exists() and not force:
+    if (run_dir / RESULTS_FILE).exists() and not force:
         ours = read_results(run_dir)
     else:
         ours = train_run(config, run_dir, progress=False)
@@ -172,7 +172,7 @@ def fall_rates(config: TrainConfig, run_dir: Path) -> dict[str, float]:
         return {}
     wrapped = read_run(run_dir).env  # with the wrappers the expert's files named
     spaces = make_env(wrapped)
-    policy, expert = predict_fn(*load_learner(run_dir)), load_expert(config.expert, spaces)
+    policy, expert = predict_fn(*load_run_model(run_dir)), load_expert(config.expert, spaces)
     spaces.close()
     episodes = config.final_eval_episodes
     return {"fall_rate": fall_rate(policy, wrapped, episodes), "expert_fall_rate": fall_rate(expert, wrapped, episodes)}
@@ -180,15 +180,15 @@ def fall_rates(config: TrainConfig, run_dir: Path) -> dict[str, float]:
 
 def _cached_or_run(folder: Path, force: bool, compute: Callable[..., dict], *args: Any) -> dict[str, Any]:
     """A cell's results: its folder's if finished (and not ``force``), else computed (a failure is a status)."""
-    if (folder / "results.json").exists() and not force:
+    if (folder / RESULTS_FILE).exists() and not force:
         return read_results(folder) | {"status": "ok"}
     try:
         results = compute(*args)
     except Exception as err:  # one broken cell must not sink the grid
         traceback.print_exc()
         return {"status": f"failed: {type(err).__name__}: {err}".splitlines()[0]}
-    if not (folder / "results.json").exists():
-        write_json(folder / "results.json", results)
+    if not (folder / RESULTS_FILE).exists():
+        write_json(folder / RESULTS_FILE, results)
     return results | {"status": "ok"}
 
 
@@ -287,7 +287,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
                 expert = f"{ok[0]['expert_return_mean']:.0f} ± {ok[0]['expert_return_std']:.0f}" if ok else "-"
                 low = min((float(r["pct_expert"]) for r in ok), default=float("nan"))
                 env = cell[0]["env"]
-                article = ARTICLE.get(env.split("-")[0]) if cell[0]["track"] == "article" else None
+                article = ARTICLE_RESULTS.get(env.split("-")[0]) if cell[0]["track"] == "article" else None
                 ref = f"{article[0 if algo == 'bc' else 1]:.1f}" if article else "-"
                 failed = len(cell) - n
                 lines.append(

@@ -31,11 +31,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
-def add_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (), note: str = "") -> list[str]:
-    """A flag per field of ``cls`` (default None: not given); returns the field names added."""
+def add_fields(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (), note: str = "",
+               only: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+    """A flag per field of ``cls`` (all but ``skip``, or ``only`` these; default None: not given); returns the
+    field names added."""
     names = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        if f.name in skip or (only is not None and f.name not in only):
             continue
         kind, flag = str(f.type).split(" |")[0], f"--{f.name.replace('_', '-')}"
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
@@ -71,18 +73,16 @@ def train_parser(sub: Any) -> None:
     parser.add_argument("--name", type=plain_name, default=None, help="run folder name (default ALGO-ENV-sSEED)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
-    parser.set_defaults(handler=train)
+    parser.set_defaults(handler=train_command)
 
 
-def train(args: argparse.Namespace) -> int:
-    import torch as th
+def train_command(args: argparse.Namespace) -> int:
 
     from sb3_il.runs import train_run
 
     overrides = {name: getattr(args, name) for name in args.fields}
     config = make_config(args.algo or (None if args.config_file else "dagger"), args.env_id, overrides,
                          args.config_name, args.config_file)  # fmt: skip
-    th.set_num_threads(1)  # a 2x64 MLP is latency-bound: extra threads only add sync overhead
     run_dir = args.runs_dir / (args.name or config.run_name)
     reads = [Path(args.config_file)] if args.config_file else []
     results = train_run(config, run_dir, not args.quiet, args.trust_remote_code, reads=reads)
@@ -106,10 +106,10 @@ def evaluate_parser(sub: Any) -> None:
     )
     parser.add_argument("--video", type=Path, default=None, help="also render one episode to this mp4")
     parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
-    parser.set_defaults(handler=evaluate)  # fmt: skip
+    parser.set_defaults(handler=evaluate_command)  # fmt: skip
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
     from sb3_il.api import evaluate
     from sb3_il.evaluation import EVAL_SEED
 
@@ -134,7 +134,7 @@ def finetune_parser(sub: Any) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/finetune-NAME)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per evaluation")
     parser.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
-    parser.set_defaults(handler=finetune)
+    parser.set_defaults(handler=finetune_command)
 
 
 FINETUNE_DOC = """RL fine-tuning of a BC/DAgger policy with PPO, prepared so it does not collapse.
@@ -144,14 +144,12 @@ FINETUNE_DOC = """RL fine-tuning of a BC/DAgger policy with PPO, prepared so it 
     sb3-il finetune --run sb3/ppo-HalfCheetah-v3 --env HalfCheetah-v4 --mode naive   # continue a Hub PPO as is"""
 
 
-def finetune(args: argparse.Namespace) -> int:
-    import torch as th
+def finetune_command(args: argparse.Namespace) -> int:
 
     from sb3_il.finetune import finetune_run
 
     values = {name: getattr(args, name) for name in args.fields if getattr(args, name) is not None}
     config = FinetuneConfig(env_id=args.env_id, **values)
-    th.set_num_threads(1)
     out = finetune_run(args.run, config, args.compare, args.out, args.trust_remote_code, args.quiet)
     print(f"fine-tuned policy: {out / 'policy.zip'}; curve: {out / 'finetune_curve.png'}")
     return 0
@@ -164,7 +162,7 @@ def push_parser(sub: Any) -> None:
     add_package_flags(parser, "USER/ALGO-ENV, e.g. me/dagger-Ant-v4 (me/ppo-... fine-tuned)")
     parser.add_argument("--video-steps", type=int, default=1000, help="length of replay.mp4 in env steps (0: none)")
     parser.add_argument("--dataset", default=None, help="the Hub dataset of its data (push-demos), named in the card")
-    parser.set_defaults(handler=push)
+    parser.set_defaults(handler=push_command)
 
 
 def add_package_flags(parser: argparse.ArgumentParser, repo_help: str) -> None:
@@ -174,7 +172,7 @@ def add_package_flags(parser: argparse.ArgumentParser, repo_help: str) -> None:
     parser.add_argument("--private", action="store_true")
 
 
-def push(args: argparse.Namespace) -> int:
+def push_command(args: argparse.Namespace) -> int:
     from sb3_il.hub import package_run, push
 
     return package_and_push(
@@ -206,16 +204,17 @@ def push_demos_parser(sub: Any) -> None:
                             description="Package a run's demos/ and labels/ as a Hub dataset repo (parquet, a "
                             "dataset card, provenance.json) and upload it.")  # fmt: skip
     add_package_flags(parser, "USER/NAME of the dataset repo")
-    parser.set_defaults(handler=push_demos)
+    parser.set_defaults(handler=push_demos_command)
 
 
-def push_demos(args: argparse.Namespace) -> int:
-    from sb3_il.data_hub import package_demos, push_dataset
+def push_demos_command(args: argparse.Namespace) -> int:
+    from sb3_il.data_hub import package_demos
+    from sb3_il.hub import push
 
     return package_and_push(
         args,
         lambda out: package_demos(args.run, args.repo_id, out),
-        lambda folder: push_dataset(folder, args.repo_id, args.private),
+        lambda folder: push(folder, args.repo_id, args.private, repo_type="dataset"),
         f"datasets/{args.repo_id}",
     )
 
@@ -228,10 +227,10 @@ def export_minari_parser(sub: Any) -> None:
     )
     parser.add_argument("--run", type=Path, required=True, help="a finished run folder")
     parser.add_argument("--dataset-id", required=True, help="NAMESPACE/NAME-vN, e.g. sb3-il/hopper-expert-v0")
-    parser.set_defaults(handler=export_minari)  # fmt: skip
+    parser.set_defaults(handler=export_minari_command)  # fmt: skip
 
 
-def export_minari(args: argparse.Namespace) -> int:
+def export_minari_command(args: argparse.Namespace) -> int:
     from sb3_il.data_hub import export_minari
 
     print(f"minari dataset {args.dataset_id}: {export_minari(args.run, args.dataset_id)}")
@@ -277,19 +276,14 @@ def benchmark_parser(sub: Any) -> None:
         default=None,
         help="one process per cell also with --workers 1 (parallel cells always use one)",
     )
-    fields = [f for f in dataclasses.fields(TrainConfig) if f.name in BENCHMARK_OVERRIDES]
-    for f in fields:
-        kind = {"int": int}.get(str(f.type), str)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help="for every cell")
-    parser.set_defaults(handler=benchmark)  # fmt: skip
+    add_fields(parser, TrainConfig, note="; for every cell", only=BENCHMARK_OVERRIDES)
+    parser.set_defaults(handler=benchmark_command)  # fmt: skip
 
 
-def benchmark(args: argparse.Namespace) -> int:
-    import torch as th
+def benchmark_command(args: argparse.Namespace) -> int:
 
     from sb3_il.benchmark import TRACKS, run_benchmark
 
-    th.set_num_threads(1)  # tiny MLPs: extra threads only add overhead (and fight the eval worker for cores)
     envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
     overrides = {k: getattr(args, k) for k in (*BENCHMARK_OVERRIDES, "background_eval") if getattr(args, k) is not None}
     out = args.out or Path("reports") / (args.track + (f"-{args.config_name}" if args.config_name else ""))
@@ -308,7 +302,6 @@ def tune_parser(sub: Any) -> None:
     parser = sub.add_parser("tune", help="search DAgger settings with Ray Tune and Optuna", description=description)
     parser.add_argument("--algo", choices=["dagger"], default="dagger")
     parser.add_argument("--env", dest="env_id", required=True, help="gymnasium env id")
-    parser.add_argument("--expert", default=None, help="the expert (default: the env's)")
     parser.add_argument("--config", dest="config_name", default=None, help="named config the search starts from")
     parser.add_argument("--trials", type=int, default=20, help="settings sampled (default: 20)")
     parser.add_argument("--workers", type=int, default=2, help="trials at once, on an embedded local Ray (default: 2)")
@@ -317,13 +310,13 @@ def tune_parser(sub: Any) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per trial (default: 0 1)")
     parser.add_argument("--test-seeds", type=int, nargs="+", default=[5, 6, 7], help="seeds the best is scored on")
     parser.add_argument("--label-budget", type=int, default=11_000, help="expert labels per run (default: 11000)")
-    parser.add_argument("--n-demo-steps", type=int, default=None, help="of which demonstrations (default: 1000)")
+    add_fields(parser, TrainConfig, only=("expert", "n_demo_steps"))
     parser.add_argument("--val-episodes", type=int, default=10, help="validation episodes per trial seed")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: tune/dagger-ENV)")
-    parser.set_defaults(handler=tune)
+    parser.set_defaults(handler=tune_command)
 
 
-def tune(args: argparse.Namespace) -> int:
+def tune_command(args: argparse.Namespace) -> int:
     from sb3_il.tune import tune_dagger
 
     overrides = {"expert": args.expert, "n_demo_steps": args.n_demo_steps}
@@ -363,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a bad flag (already reported in one line)
         return int(exit_.code or 0)
+    from sb3_il.policy import use_one_thread  # here, not at the top: --help stays instant
+
+    use_one_thread()
     return args.handler(args)
 
 

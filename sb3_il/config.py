@@ -29,6 +29,19 @@ MAX_EVAL_EPISODES = 10_000
 ARTICLE = "article"
 
 
+@dataclass(frozen=True)
+class EnvSpec:
+    """An env as a run builds it: a registered gymnasium id and the wrappers applied to it, in order (names
+    from :data:`sb3_il.envs.WRAPPERS`). A value, passed whole to every process that builds the env
+    (:func:`sb3_il.envs.make_env`); ``str()`` only names it (in messages and cache keys)."""
+
+    id: str
+    wrappers: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "|".join([self.id, *self.wrappers])
+
+
 def package_version() -> str:
     """sb3-il's installed version (recorded with a run's data)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -155,9 +168,9 @@ class TrainConfig:
         check_env_id(self.env_id)
 
     @property
-    def env(self) -> str:
-        """The env as :func:`sb3_il.envs.make_env` builds it: the id, then each wrapper after a ``|``."""
-        return "|".join([self.env_id, *self.env_wrapper])
+    def env(self) -> EnvSpec:
+        """The env as :func:`sb3_il.envs.make_env` builds it: the id and its wrappers."""
+        return EnvSpec(self.env_id, tuple(self.env_wrapper))
 
     @property
     def run_name(self) -> str:
@@ -181,6 +194,10 @@ class FinetuneConfig:
     """A PPO fine-tuning run of an imitation policy (``sb3_il.finetune``)."""
 
     env_id: str | None = setting(None, "gymnasium env id (default: the run's)")
+    env_wrapper: list[str] = setting(
+        help="env wrappers the policy acts under (default: the run's, as its config.yml records them)",
+        default_factory=list,
+    )
     timesteps: int = setting(200_000, "PPO timesteps")
     seed: int = setting(0, "PPO seed")
     mode: str = setting(
@@ -214,6 +231,7 @@ class FinetuneConfig:
         check_fields(self)
         if self.env_id is None:
             raise UserError("pass --env ENV_ID: the source does not name its env")
+        check_env_id(self.env_id)
         if self.mode not in FINETUNE_MODES:
             raise UserError(f"--mode must be one of {', '.join(FINETUNE_MODES)}, got {self.mode!r}")
         for name in ("timesteps", "eval_every", "eval_episodes"):
@@ -227,6 +245,10 @@ class FinetuneConfig:
             raise UserError(f"--anchor-fraction must be > 0, got {self.anchor_fraction}")
         if self.init_log_std is not None and not -20 <= self.init_log_std <= 2:
             raise UserError(f"--init-log-std must be in [-20, 2], got {self.init_log_std}")
+
+    @property
+    def env(self) -> EnvSpec:
+        return EnvSpec(str(self.env_id), tuple(self.env_wrapper))
 
 
 FINETUNE_MODES = ("prepared", "naive", "scratch")

@@ -206,30 +206,10 @@ def demonstrations(
     return demos, obs[: config.n_demo_steps], acts[: config.n_demo_steps]  # whole episodes overshoot
 
 
-def relabel(
-    config: TrainConfig, env: gym.Env, cursor: Cursor, actors: Actors, expert: Expert, buffer: ReplayBuffer | None,
-    beta: float, rng: np.random.Generator, log: LabelLog, it: int,
-) -> tuple[int, float]:  # fmt: skip
-    """One DAgger collection: visit, pick the states to label, label them, aggregate into ``buffer`` (None: only
-    score). Returns the states visited and the current learner's imitation loss on the labelled ones."""
-    n_visit = config.steps_per_iter * config.candidates_per_label
-    visited = collect(env, cursor, actors.learner, expert, n_visit, beta, config.noise, rng)
-    chosen = visited
-    if config.candidates_per_label > 1 and buffer is not None:
-        chosen = visited[select_uncovered(visited.obs, buffer.observations(), config.steps_per_iter,
-                                          actors.learner.normalizer)]  # fmt: skip
-    actions = expert(chosen.obs)
-    loss = imitation_loss(actors.learner, chosen.obs, actions)
-    if buffer is not None:
-        buffer.add(chosen.obs, actions, expert.jacobian(chosen.obs) if config.jacobian_weight > 0 else None)
-    log.add(chosen.obs, actions, it, beta, chosen.episode, chosen.step)
-    return len(visited.obs), loss
-
-
 @dataclass
 class Collection:
-    """DAgger's side of the env: where collection stands, the labels and env steps so far, every label asked for,
-    and each iterate's imitation loss on the states it visited (``on_policy``, for ``select_by="loss"``)."""
+    """DAgger's side of the env: where collection stands, the labels and env steps so far, and every label
+    asked for (saved as the run's ``labels/``)."""
 
     config: TrainConfig
     env: gym.Env
@@ -238,16 +218,30 @@ class Collection:
     env_steps: int = 0
     cursor: Cursor | None = None
     log: LabelLog = field(default_factory=LabelLog)
-    on_policy: dict[int, float] = field(default_factory=dict)
 
-    def visit(self, it: int, actors: Actors, expert: Expert, buffer: ReplayBuffer | None, beta: float) -> None:
-        """Iteration ``it``'s collection, labelled and added to ``buffer`` (None: the last iterate's, only scored)."""
-        if self.cursor is None or self.config.reset_each_iter:
+    def collect_and_label(
+        self, it: int, actors: Actors, expert: Expert, buffer: ReplayBuffer | None, beta: float
+    ) -> float:
+        """Iteration ``it``'s collection: visit states with the learner (β-mixed with the expert), pick the
+        ones to label, label them, add them to ``buffer`` (None: only score). Returns the imitation loss on
+        them of the learner that visited them, the iterate fitted at ``it - 1``."""
+        config = self.config
+        if self.cursor is None or config.reset_each_iter:
             episode = 0 if self.cursor is None else self.cursor.episode + (self.cursor.step > 0)
-            self.cursor = Cursor(self.env.reset(seed=self.config.seed * 1000 + it)[0], episode)
-        args = (self.config, self.env, self.cursor, actors, expert, buffer, beta, self.rng, self.log, it)
-        visits, self.on_policy[it - 1] = relabel(*args)
-        self.env_steps, self.labels = self.env_steps + visits, self.labels + self.config.steps_per_iter
+            self.cursor = Cursor(self.env.reset(seed=config.seed * 1000 + it)[0], episode)
+        n_visit = config.steps_per_iter * config.candidates_per_label
+        visited = collect(self.env, self.cursor, actors.learner, expert, n_visit, beta, config.noise, self.rng)
+        chosen = visited
+        if config.candidates_per_label > 1 and buffer is not None:
+            chosen = visited[select_uncovered(visited.obs, buffer.observations(), config.steps_per_iter,
+                                              actors.learner.normalizer)]  # fmt: skip
+        actions = expert(chosen.obs)
+        loss = imitation_loss(actors.learner, chosen.obs, actions)
+        if buffer is not None:
+            buffer.add(chosen.obs, actions, expert.jacobian(chosen.obs) if config.jacobian_weight > 0 else None)
+        self.log.add(chosen.obs, actions, it, beta, chosen.episode, chosen.step)
+        self.env_steps, self.labels = self.env_steps + len(visited.obs), self.labels + config.steps_per_iter
+        return loss
 
 
 def make_buffer(config: TrainConfig, env: gym.Env) -> ReplayBuffer:
@@ -270,9 +264,9 @@ def train(
 ) -> RunResult:
     """Run BC or DAgger as configured; writes demos, labels and the policy into ``run_dir`` and logs each iteration.
 
-    Set-up, then the loop as CleanRL would write it, top to bottom in one function on purpose: collect, label,
-    aggregate, fit, evaluate. ``demos``: demonstrations to fit first instead of collecting them (their first
-    ``n_demo_steps``).
+    Set-up, then the loop, top to bottom in one function on purpose: collect, label, aggregate, fit,
+    evaluate; then, in one step after it, the choice of the iterate to keep and the final evaluation.
+    ``demos``: demonstrations to fit first instead of collecting them (their first ``n_demo_steps``).
     ``expert``: an expert object (:class:`sb3_il.experts.CallableExpert`) instead of loading ``config.expert``.
     """
     start = time.perf_counter()
@@ -283,14 +277,10 @@ def train(
     n_final = max(config.eval_episodes, config.final_eval_episodes)
     evaluator = Evaluator(config.env, n_final, EVAL_SEED, background=config.background_eval)
     try:
-        if isinstance(expert, RecordedExpert):
-            expert_eval = completed(expert.recorded_return)
-        else:
-            n_expert = config.final_eval_episodes
-            expert_eval = mean_std(evaluate_expert(evaluator, expert, config.env, EVAL_SEED, n_expert))
+        expert_eval = expert_return(expert, evaluator, config)
         demos, demo_obs, demo_acts = demonstrations(config, expert, demos)
         config = result_config = adapt(config, expert, demo_acts, env.action_space)
-        demos_saved = evaluator.run(save_demos, run_dir / "demos", demos.trajectories)
+        demos_saved = evaluator.offload(save_demos, run_dir / "demos", demos.trajectories)
         buffer = make_buffer(config, env)
         buffer.add(demo_obs, demo_acts, expert.jacobian(demo_obs) if config.jacobian_weight > 0 else None)
         actors = Actors(env, config)
@@ -300,39 +290,54 @@ def train(
         beta_at = parse_beta_schedule(config.beta_schedule)
         collection = Collection(config, env, rng, labels=len(demo_obs))
         candidates: dict[int, Learner] = {}  # the last select_last iterates
+        on_policy: dict[int, float] = {}  # each iterate's imitation loss on the states it visited
         loop_start = time.perf_counter()  # training time excludes setup (expert, demos) and evaluation
+
+        def stats(it: int, loss: float, beta: float) -> dict[str, Any]:
+            done = dict(iteration=it, expert_labels=collection.labels, env_steps=collection.env_steps, loss=loss)
+            wall_s = time.perf_counter() - loop_start
+            return done | dict(grad_steps=config.grad_steps * (it + 1), beta=beta, wall_s=wall_s)
+
         for it in range(config.n_iters + 1):
-            last, beta = it == config.n_iters, beta_at(it) if it > 0 else 1.0
-            if it > 0:
-                collection.visit(it, actors, expert, buffer, beta)
+            beta = beta_at(it) if it > 0 else 1.0
+            if it > 0:  # collect with iterate it - 1, label, aggregate
+                on_policy[it - 1] = collection.collect_and_label(it, actors, expert, buffer, beta)
             loss = actors.fit(buffer, config, generator)
             if it > config.n_iters - config.select_last:
                 candidates[it] = copy.deepcopy(actors.learner)
-            if last and config.selects_by_loss:  # the last iterate's own collection, labelled to score it
-                collection.visit(it + 1, actors, expert, None, 0.0)
-            if last and len(candidates) > 1:
-                collection.env_steps += keep_best(actors.learner, candidates, collection.on_policy, config, result)
-            stats = dict(
-                iteration=it,
-                expert_labels=collection.labels,
-                env_steps=collection.env_steps,
-                loss=loss,
-                grad_steps=config.grad_steps * (it + 1),
-                beta=beta,
-                wall_s=time.perf_counter() - loop_start,
-            )
-            reporter.evaluate(evaluator, actors.learner, n_final if last else config.eval_episodes, stats, last)
+            if it < config.n_iters:
+                reporter.evaluate(evaluator, actors.learner, config.eval_episodes, stats(it, loss, beta), last=False)
+
+        # The iterate to keep: the last, or with select_last the best of the last few.
+        if config.selects_by_loss:  # the last iterate's own collection, labelled only to score it
+            on_policy[config.n_iters] = collection.collect_and_label(config.n_iters + 1, actors, expert, None, 0.0)
+        if len(candidates) > 1:
+            best, result.selection_scores, steps = choose_iterate(candidates, on_policy, config)
+            actors.learner.policy.load_state_dict(candidates[best].policy.state_dict())
+            actors.learner.normalizer = candidates[best].normalizer
+            result.selected_iteration, collection.env_steps = best, collection.env_steps + steps
+        reporter.evaluate(evaluator, actors.learner, n_final, stats(config.n_iters, loss, beta), last=True)
         bar.close()
         save_policy(actors.model, actors.learner.normalizer, run_dir)
         save_labels(run_dir / "labels", collection.log)
         demos_saved.result()
-        data = provenance(config, expert, demos, result, collection.log)
-        write_provenance([run_dir / "demos", run_dir / "labels"], data)
+        write_provenance(
+            [run_dir / "demos", run_dir / "labels"], provenance(config, expert, demos, result, collection.log)
+        )
         result.total_wall_s = time.perf_counter() - start
         return result
     finally:
         evaluator.close()
         env.close()
+
+
+def expert_return(
+    expert: Expert | RecordedExpert, evaluator: Evaluator, config: TrainConfig
+) -> Future[tuple[float, float]]:
+    """The expert's (mean, std) return on the evaluation seeds; as its data recorded it where only its data is here."""
+    if isinstance(expert, RecordedExpert):
+        return completed(expert.recorded_return)
+    return mean_std(evaluate_expert(evaluator, expert, config.env, EVAL_SEED, config.final_eval_episodes))
 
 
 def provenance(
@@ -356,23 +361,15 @@ def provenance(
     }
 
 
-def keep_best(
-    learner: Learner, candidates: dict[int, Learner], on_policy: dict[int, float], config: TrainConfig,
-    result: RunResult,
-) -> int:  # fmt: skip
-    """``select_last``: make ``learner`` the best candidate iterate, by on-policy loss or validation return
-    (``select_by``); returns the env steps the choice took."""
-    steps = 0
+def choose_iterate(
+    candidates: dict[int, Learner], on_policy: dict[int, float], config: TrainConfig
+) -> tuple[int, list[float], int]:
+    """``select_last``: the best candidate iterate by its on-policy loss or its validation return
+    (``select_by``), every candidate's score, and the env steps the choice took."""
     if config.select_by == "return":
         scores, steps = validation_returns(list(candidates.values()), config.env, config.select_episodes)
-        best = list(candidates)[int(np.argmax(scores))]
-    else:
-        scores = [on_policy[it] for it in candidates]
-        best = min(candidates, key=on_policy.__getitem__)
-    learner.policy.load_state_dict(candidates[best].policy.state_dict())
-    learner.normalizer = candidates[best].normalizer
-    result.selected_iteration, result.selection_scores = best, scores
-    return steps
+        return list(candidates)[int(np.argmax(scores))], scores, steps
+    return min(candidates, key=on_policy.__getitem__), [on_policy[it] for it in candidates], 0
 
 
 def log_iteration(logger: Logger, stats: IterationStats) -> None:

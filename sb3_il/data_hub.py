@@ -154,26 +154,6 @@ def counts_total(provenance: dict[str, Any], labels: int) -> int:
     return (transitions if isinstance(transitions, int) else 0) + labels
 
 
-def push_dataset(package: Path, repo_id: str, private: bool = False) -> str:
-    """Upload ``package`` as a dataset repo; the token comes from HF_TOKEN or ``huggingface-cli login``."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    try:
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
-        commit = api.upload_folder(
-            folder_path=str(package),
-            repo_id=repo_id,
-            repo_type="dataset",
-            commit_message="Upload sb3-il demonstrations",
-            ignore_patterns=[".sb3-il"],
-        )
-    except Exception as err:  # auth, network and permission errors from the Hub client
-        raise UserError(f"upload to {repo_id} failed: {first_line(err)} (log in with `huggingface-cli login` or "
-                        "set HF_TOKEN)") from None  # fmt: skip
-    return str(getattr(commit, "commit_url", commit))
-
-
 def export_minari(run_dir: Path, dataset_id: str) -> Path:
     """Write the run's expert episodes as a Minari dataset through Minari's own API; returns its folder."""
     try:

@@ -23,6 +23,7 @@ from imitation.data.types import Trajectory, TrajectoryWithRew
 from imitation.data.wrappers import RolloutInfoWrapper
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_il.config import EnvSpec
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError, first_line
 from sb3_il.experts import Expert, action_problem
@@ -57,7 +58,9 @@ def with_noise(act: ActFn, noise: float, space: gym.Space, rng: np.random.Genera
     return noisy
 
 
-def collect_demos(expert: Expert, env_id: str, min_steps: int, seed: int, noise: float = 0.0) -> Sequence[Trajectory]:
+def collect_demos(
+    expert: Expert, env_id: EnvSpec | str, min_steps: int, seed: int, noise: float = 0.0
+) -> Sequence[Trajectory]:
     """Whole expert episodes until at least ``min_steps`` transitions (imitation's ``make_min_timesteps``).
 
     With ``noise`` the executed actions are perturbed (:func:`with_noise`) and the stored actions are the

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from sb3_il.config import TrainConfig
+from sb3_il.config import EnvSpec, TrainConfig
 from sb3_il.errors import UserError, first_line
 
 
@@ -40,15 +40,15 @@ def wrapper_names(recorded: object, whose: str = "--env-wrapper") -> list[str]:
     return names
 
 
-def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+def make_env(spec: EnvSpec | str, render_mode: str | None = None) -> gym.Env:
     """``gym.make`` that turns registry and MuJoCo failures into one-line :class:`UserError` s.
 
-    ``env_id`` may name wrappers after the id, ``Walker2d-v4|sb3_contrib.common.wrappers.TimeFeatureWrapper``
-    (:attr:`sb3_il.config.TrainConfig.env`), applied in order from :data:`WRAPPERS`.
+    ``spec`` is a registered id, or an :class:`~sb3_il.config.EnvSpec` whose wrappers are applied in order
+    from :data:`WRAPPERS`.
     """
-    base, *wrappers = env_id.split("|")
-    env = _make(base, render_mode)
-    for name in wrapper_names(wrappers, f"{env_id}'s wrapper"):
+    spec = spec if isinstance(spec, EnvSpec) else EnvSpec(spec)
+    env = _make(spec.id, render_mode)
+    for name in wrapper_names(list(spec.wrappers), f"{spec}'s wrapper"):
         env = WRAPPERS[name](env)
     return env
 

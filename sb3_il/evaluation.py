@@ -31,11 +31,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from sb3_il.config import EnvSpec
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError, first_line
 from sb3_il.experts import Expert
 from sb3_il.files import atomic_write, write_json
-from sb3_il.policy import ActFn
+from sb3_il.policy import ActFn, use_one_thread
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ VALIDATION_SEED = 2_000_000
 class EpisodeRunner:
     """Holds the eval envs so repeated evaluations (every iteration) do not rebuild MuJoCo models."""
 
-    def __init__(self, env_id: str, max_episodes: int, seed: int) -> None:
+    def __init__(self, env_id: EnvSpec | str, max_episodes: int, seed: int) -> None:
         self.envs = [make_env(env_id) for _ in range(max_episodes)]
         self.seed = seed
         self.steps = 0  # env steps taken so far, for budgets that count them
@@ -88,10 +89,8 @@ class EpisodeRunner:
 _worker_runner: EpisodeRunner | None = None
 
 
-def _init_worker(env_id: str, max_episodes: int, seed: int) -> None:
-    import torch as th
-
-    th.set_num_threads(1)
+def _init_worker(env_id: EnvSpec | str, max_episodes: int, seed: int) -> None:
+    use_one_thread()
     atexit.register(gc.freeze)  # no final cyclic GC on exit (~0.7 s): the trainer waits for it in close()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     global _worker_runner
@@ -122,7 +121,9 @@ class Evaluator:
     batch for the policy, so the returns are bit-identical wherever a chunk runs.
     """
 
-    def __init__(self, env_id: str, max_episodes: int, seed: int, background: bool = False, chunk: int = 5) -> None:
+    def __init__(
+        self, env_id: EnvSpec | str, max_episodes: int, seed: int, background: bool = False, chunk: int = 5
+    ) -> None:
         self._args = (env_id, min(chunk, max_episodes), seed)  # a chunk is the most run at once
         self._chunk = chunk
         self._pool: ProcessPoolExecutor | None = None
@@ -149,7 +150,7 @@ class Evaluator:
             parts.append(part)
         return _concatenate(parts)
 
-    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+    def offload(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """``fn(*args)`` in the worker (at once here without one): the worker idles until an evaluation
         arrives, so side work such as saving the demonstrations costs the trainer no time there."""
         return self._pool.submit(fn, *args) if self._pool is not None else completed(fn(*args))
@@ -245,7 +246,7 @@ def expert_returns_cache() -> Path:
 
 
 def evaluate_expert(
-    evaluator: Evaluator, expert: Expert, env_id: str, seed: int, n_episodes: int
+    evaluator: Evaluator, expert: Expert, env_id: EnvSpec | str, seed: int, n_episodes: int
 ) -> Future[np.ndarray]:
     """The expert's returns on the evaluation seeds, computed once per exact expert and env and cached.
 
@@ -288,7 +289,7 @@ def percent_of_expert(learner_return: float, expert_return: float) -> float:
     return 100.0 * (1.0 + (learner_return - expert_return) / abs(expert_return))
 
 
-def fall_rate(act: ActFn, env_id: str, n_episodes: int, seed: int = EVAL_SEED) -> float:
+def fall_rate(act: ActFn, env_id: EnvSpec | str, n_episodes: int, seed: int = EVAL_SEED) -> float:
     """Share of ``n_episodes`` deterministic episodes (the evaluation's seeds) that the env terminated before its
     time limit: in Hopper, Walker2d and Ant, the body fell."""
     with EpisodeRunner(env_id, n_episodes, seed) as runner:
@@ -307,7 +308,9 @@ def check_video_path(path: Path) -> None:
         raise UserError(f"--video {path}: {path.parent} is not a folder; choose another name")
 
 
-def record_video(act: ActFn, env_id: str, path: Path, seed: int = EVAL_SEED, max_steps: int = 1000) -> str | None:
+def record_video(
+    act: ActFn, env_id: EnvSpec | str, path: Path, seed: int = EVAL_SEED, max_steps: int = 1000
+) -> str | None:
     """Render one deterministic episode of ``act`` to an mp4 at ``path``; returns why not if rendering is
     unavailable here (MuJoCo needs ``MUJOCO_GL=egl`` and its system library on a machine without a screen)."""
     import imageio.v2 as imageio

@@ -35,15 +35,15 @@ from sb3_il.anchored_ppo import (
     use_fused_adam,
     warm_up_value_function,
 )
-from sb3_il.config import FinetuneConfig, ppo_hyperparams
+from sb3_il.config import EnvSpec, FinetuneConfig, ppo_hyperparams
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, percent_of_expert
 from sb3_il.experts import action_space_mismatch, download_expert, saved_spaces
-from sb3_il.files import staged_dir, write_json, write_yaml
+from sb3_il.files import staged_dir
 from sb3_il.plots import finetune_curves
 from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, predict_fn
-from sb3_il.runs import make_logger, read_run, run_file
+from sb3_il.runs import make_logger, read_run, run_file, write_run_files
 from sb3_il.trust import constant, load_model, read_vec_normalize
 
 #: PPO constructor arguments that may come from zoo_configs/ppo.yml.
@@ -58,7 +58,7 @@ class Source:
     name: str
     zip_path: Path
     vec_normalize: Path | None
-    env_id: str | None = None
+    env: EnvSpec | None = None
     imitation_return: float | None = None
     expert_return: float | None = None
 
@@ -69,15 +69,8 @@ def load_source(source: str) -> Source:
     if folder.is_dir():
         run = read_run(folder)
         vec_normalize = folder / VEC_NORMALIZE_FILE
-        expert = run.results.get("expert_return_mean", run.results.get("expert_return"))
-        return Source(
-            source,
-            run_file(folder, POLICY_FILE),
-            run_file(folder, VEC_NORMALIZE_FILE) if vec_normalize.exists() or vec_normalize.is_symlink() else None,
-            run.env,
-            run.results.get("mean_return", run.results.get("final_return")),
-            float(expert) if expert is not None and np.isfinite(expert) else None,
-        )
+        stats = run_file(folder, VEC_NORMALIZE_FILE) if vec_normalize.exists() or vec_normalize.is_symlink() else None
+        return Source(source, run_file(folder, POLICY_FILE), stats, run.env, run.final_return, run.expert_return)
     if source.count("/") != 1 or folder.parent.is_dir():  # runs/typo is a missing folder, not a Hub repo
         raise UserError(f"{source!r} is neither a run folder nor a Hub repo id (USER/NAME)")
     files = download_expert(source)
@@ -86,17 +79,17 @@ def load_source(source: str) -> Source:
     return Source(source, files.model_path, files.vec_normalize_path)
 
 
-def check_source_spaces(source: Source, env_id: str) -> None:
+def check_source_spaces(source: Source, spec: EnvSpec) -> None:
     """A policy for other spaces would fail deep inside VecNormalize or PPO.load; say so in one line."""
-    env = make_env(env_id)
-    env.close()  # only its spaces are needed
+    with closing(make_env(spec)) as env:  # only its spaces are needed
+        pass
     obs_shape, saved_act = saved_spaces(source.zip_path)
     acts = action_space_mismatch(saved_act, env.action_space)
     if obs_shape != env.observation_space.shape or acts is not None:
         raise UserError(
             f"{source.name} is a policy for observations of shape {obs_shape}"
             + (f" and actions in {acts}" if acts else "")
-            + f", not {env_id}'s; pass the --env it was trained on"
+            + f", not {spec}'s; pass the --env it was trained on"
         )
 
 
@@ -143,7 +136,7 @@ class EvaluateEvery(BaseCallback):
 
 
 def make_finetune_env(
-    env_id: str, n_envs: int, seed: int, obs_stats: Path | None, scratch: bool, normalize_reward: bool, gamma: float,
+    spec: EnvSpec, n_envs: int, seed: int, obs_stats: Path | None, scratch: bool, normalize_reward: bool, gamma: float,
     trust_remote_code: bool = False,
 ) -> tuple[VecEnv, VecNormalize | None]:  # fmt: skip
     """(training env, the VecNormalize holding the policy's observation statistics).
@@ -151,7 +144,7 @@ def make_finetune_env(
     From scratch, observation statistics are learned as usual. A loaded policy keeps its own frozen
     (they define its inputs); rewards get a separate running normalizer in both cases.
     """
-    venv: VecEnv = make_vec_env(lambda: make_env(env_id), n_envs=n_envs, seed=seed)
+    venv: VecEnv = make_vec_env(lambda: make_env(spec), n_envs=n_envs, seed=seed)
     if scratch:
         env = VecNormalize(venv, norm_obs=True, norm_reward=normalize_reward, gamma=gamma)
         return env, env
@@ -200,7 +193,7 @@ def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize |
         if log_std is None:
             candidates = [c for c in LOG_STD_CANDIDATES if c <= max_log_std]
             calibrated, steps = calibrate_log_std(
-                model, obs_norm, config.env_id, config.seed, scale=source.expert_return, candidates=candidates
+                model, obs_norm, config.env, config.seed, scale=source.expert_return, candidates=candidates
             )
             log_std = exploration_log_std(calibrated)
         with th.no_grad():
@@ -226,7 +219,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
     config.validate()
-    hyper = ppo_hyperparams(config.env_id.split("|")[0]) | (config.ppo or {})
+    hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
     n_envs, normalize_reward = int(hyper.pop("n_envs")), bool(hyper.pop("normalize_reward"))
     max_log_std = float(hyper.pop("max_log_std"))
     if max_log_std < LOG_STD_CANDIDATES[-1]:
@@ -237,9 +230,9 @@ def finetune(
         raise UserError("pass --run (a run folder or a Hub repo id) to fine-tune")
     src = load_source(source) if not scratch else Source("scratch", Path(), None)
     if not scratch:
-        check_source_spaces(src, config.env_id)
+        check_source_spaces(src, config.env)
     env, obs_norm = make_finetune_env(
-        config.env_id,
+        config.env,
         n_envs,
         config.seed,
         src.vec_normalize,
@@ -260,7 +253,7 @@ def finetune(
     if config.mode == "prepared":
         log_std, warmup_steps = prepare(model, config, obs_norm, src, max_log_std, env, normalize_reward)
     checkpoints = CheckpointCallback(max(config.timesteps // 5, 1), str(out / "checkpoints"), name_prefix="policy")
-    with EpisodeRunner(config.env_id, config.eval_episodes, EVAL_SEED) as runner, closing(env):
+    with EpisodeRunner(config.env, config.eval_episodes, EVAL_SEED) as runner, closing(env):
         evaluate = EvaluateEvery(runner, config.eval_episodes, config.eval_every, obs_norm, config.timesteps,
                                  config.mode, src.expert_return, quiet)  # fmt: skip
         model.learn(config.timesteps, callback=CallbackList([evaluate, checkpoints]), reset_num_timesteps=False)
@@ -271,9 +264,11 @@ def finetune(
     logger.close()
     curve = evaluate.curve
     results = {
+        "kind": "finetune",
         "mode": config.mode,
         "source": source,
         "env_id": config.env_id,
+        "env_wrapper": config.env_wrapper,
         "curve": curve,
         "start_return": curve[0]["mean_return"],
         "final_return": curve[-1]["mean_return"],
@@ -286,8 +281,7 @@ def finetune(
         "wall_s": time.perf_counter() - start,
     }
     ppo_settings = ppo_kwargs | {"n_envs": n_envs, "normalize_reward": normalize_reward, "max_log_std": max_log_std}
-    write_yaml(out / "config.yml", asdict(config) | {"ppo": ppo_settings})
-    write_json(out / "results.json", results)
+    write_run_files(out, asdict(config) | {"ppo": ppo_settings}, results)
     return results
 
 
@@ -303,10 +297,11 @@ def finetune_run(
     budget) goes to ``out/reference-MODE``, and a ``finetune_curve.png`` shows them all."""
     modes = [config.mode, *(mode for mode in compare if mode != config.mode)]
     src = load_source(source)
-    env_id = config.env_id or src.env_id
-    if env_id is None:
+    if config.env_id is None and src.env is None:
         raise UserError(f"{source} is a Hub repo; pass --env ENV_ID")
-    config = dataclasses.replace(config, env_id=env_id)
+    if config.env_id is None:  # the run's env, with the wrappers it recorded
+        config = dataclasses.replace(config, env_id=src.env.id, env_wrapper=list(src.env.wrappers))
+    env_id = config.env_id
     config.validate()  # every mode's settings, before anything is written
     name = Path(source).name if Path(source).is_dir() else source.replace("/", "-")
     out = Path(out) if out is not None else Path("runs") / f"finetune-{name}"

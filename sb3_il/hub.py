@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sb3_il.errors import UserError, first_line
 from sb3_il.evaluation import record_video
-from sb3_il.files import atomic_write, staged_dir, write_json, write_yaml
+from sb3_il.files import MARKER, atomic_write, staged_dir, write_json, write_yaml
 from sb3_il.model_card import model_card
-from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_learner, predict_fn
-from sb3_il.runs import Run, read_run, run_file
+from sb3_il.policy import POLICY_FILE, VEC_NORMALIZE_FILE, load_run_model, predict_fn
+from sb3_il.runs import CONFIG_FILE, RESULTS_FILE, Run, read_run, run_file
 
 #: What the Hub accepts as a user or repo name (letters, digits, ``-``, ``_``, ``.``; no leading dot).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -50,7 +50,7 @@ def package_run(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = read_run(run_dir)
     name = check_repo_id(repo_id, run)
-    load_learner(run_dir)  # a corrupt or hostile policy is refused before anything is packaged
+    act = predict_fn(*load_run_model(run_dir))  # a corrupt or hostile policy is refused before anything is packaged
     # The Zoo's config.yml says whether vec_normalize.pkl belongs to the model (load_expert reads it).
     config = vars(run.config) | {"normalize": (run_dir / VEC_NORMALIZE_FILE).exists()}
     with staged_dir(out_dir, discard_on=(UserError,), reads=[run_dir]) as stage:
@@ -58,11 +58,10 @@ def package_run(
         for extra in (VEC_NORMALIZE_FILE, *PLOTS):
             if (run_dir / extra).exists() or (run_dir / extra).is_symlink():
                 shutil.copyfile(run_file(run_dir, extra), stage / extra)
-        write_yaml(stage / "config.yml", config)
-        write_json(stage / "results.json", hub_results(run, repo_id))
+        write_yaml(stage / CONFIG_FILE, config)
+        write_json(stage / RESULTS_FILE, hub_results(run, repo_id))
         has_video = False
         if video_steps > 0:
-            act = predict_fn(*load_learner(run_dir))
             why_not = record_video(act, run.env, stage / "replay.mp4", run.config.seed, video_steps)
             has_video = why_not is None
             if why_not:
@@ -98,17 +97,16 @@ def as_hub_cache(
     return snapshot
 
 
-def push(package: Path, repo_id: str, private: bool = False) -> str:
-    """Upload ``package`` with ``huggingface_hub``; the token comes from HF_TOKEN or ``huggingface-cli login``."""
+def push(package: Path, repo_id: str, private: bool = False, repo_type: str = "model") -> str:
+    """Upload ``package`` as a model (or dataset) repo with ``huggingface_hub``; the token comes from HF_TOKEN
+    or ``huggingface-cli login``. Returns the commit's address."""
     from huggingface_hub import HfApi
 
     api = HfApi()
     try:
-        api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
-        commit = api.upload_folder(
-            folder_path=str(package), repo_id=repo_id, repo_type="model", commit_message="Upload sb3-il policy",
-            ignore_patterns=[".sb3-il"],
-        )  # fmt: skip
+        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private)
+        commit = api.upload_folder(folder_path=str(package), repo_id=repo_id, repo_type=repo_type,
+                                   commit_message=f"Upload sb3-il {repo_type}", ignore_patterns=[MARKER])  # fmt: skip
     except Exception as err:  # auth, network and permission errors from the Hub client
         raise UserError(
             f"upload to {repo_id} failed: {first_line(err)} (log in with `huggingface-cli login` or set HF_TOKEN; "

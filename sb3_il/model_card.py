@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from sb3_il.config import FinetuneConfig, TrainConfig
+from sb3_il.config import EnvSpec, FinetuneConfig, TrainConfig
 from sb3_il.policy import VEC_NORMALIZE_FILE
 from sb3_il.runs import Run
 
@@ -68,7 +68,7 @@ def model_card(repo_id: str, run: Run, has_video: bool, dataset: str | None = No
 ## Usage
 
 ```python
-{usage(repo_id, run.config.env_id, (run.folder / VEC_NORMALIZE_FILE).exists())}
+{usage(repo_id, run.env, (run.folder / VEC_NORMALIZE_FILE).exists())}
 ```
 
 Made with sb3-il (`{INSTALL}`), imitation learning for Stable-Baselines3; MIT license. As an expert for
@@ -81,14 +81,20 @@ def _settings(config: TrainConfig | FinetuneConfig) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in ("demos", "background_eval")}
 
 
-def usage(repo_id: str, env_id: str, normalize: bool) -> str:
+def usage(repo_id: str, spec: EnvSpec, normalize: bool) -> str:
+    """The card's snippet: load the policy and its env, with the wrappers the policy acts under."""
+    classes = [name.rsplit(".", 1) for name in spec.wrappers]
+    imports = "".join(f"from {module} import {cls}\n" for module, cls in classes)
+    wrapped = "e"
+    for _, cls in classes:
+        wrapped = f"{cls}({wrapped})"
+    make = f'make_vec_env("{spec.id}"' + (f", wrapper_class=lambda e: {wrapped})" if classes else ")")
     env = (
-        f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), make_vec_env("{env_id}"))\n'
-        "env.training = False\n"
+        f'env = VecNormalize.load(load_from_hub("{repo_id}", "{VEC_NORMALIZE_FILE}"), {make})\nenv.training = False\n'
         if normalize
-        else f'env = make_vec_env("{env_id}")\n'
+        else f"env = {make}\n"
     )
-    return f"""from huggingface_sb3 import load_from_hub
+    return f"""{imports}from huggingface_sb3 import load_from_hub
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize

@@ -73,6 +73,12 @@ class ObsNormalizer:
         return vec_normalize
 
 
+def use_one_thread() -> None:
+    """One torch thread in this process: the MLPs here are latency-bound, so more threads only add
+    synchronisation, and they would fight the evaluation worker (or the other parallel cells) for cores."""
+    th.set_num_threads(1)
+
+
 def make_learner(env: gym.Env, net_arch: list[int], seed: int) -> PPO:
     """A PPO model whose actor is the article's MLP (hidden ``net_arch``, ReLU, linear output)."""
     policy_kwargs = dict(net_arch=dict(pi=list(net_arch), vf=list(net_arch)), activation_fn=nn.ReLU)
@@ -196,7 +202,7 @@ def _spaces_venv(model: PPO) -> VecEnv:
     return DummyVecEnv([lambda: _SpacesOnly(model.observation_space, model.action_space)])
 
 
-def load_learner(folder: Path, trust_remote_code: bool = False) -> tuple[PPO, VecNormalize | None]:
+def load_run_model(folder: Path, trust_remote_code: bool = False) -> tuple[PPO, VecNormalize | None]:
     """Load a run's policy the way users do, ``PPO.load`` plus the frozen ``VecNormalize`` if there is one,
     with nothing in the files run as code (:mod:`sb3_il.trust`)."""
     folder = Path(folder)

@@ -19,7 +19,7 @@ from typing import Any
 
 from stable_baselines3.common.logger import KVWriter, Logger, configure
 
-from sb3_il.config import FinetuneConfig, TrainConfig, read_config_file
+from sb3_il.config import EnvSpec, FinetuneConfig, TrainConfig, read_config_file
 from sb3_il.dagger import RunResult, train
 from sb3_il.demos import Demonstrations, load_demos
 from sb3_il.envs import check_env_fits, make_env, wrapper_names
@@ -48,9 +48,20 @@ class Run:
     results: dict[str, Any]
 
     @property
-    def env(self) -> str:
-        """The env its policy acts in, wrappers included (:attr:`sb3_il.config.TrainConfig.env`)."""
-        return self.config.env if isinstance(self.config, TrainConfig) else self.config.env_id
+    def env(self) -> EnvSpec:
+        """The env its policy acts in, wrappers included."""
+        return self.config.env
+
+    @property
+    def expert_return(self) -> float | None:
+        """The expert's mean return the run recorded (None where it recorded none, or NaN)."""
+        value = self.results.get("expert_return_mean" if self.kind == "imitation" else "expert_return")
+        return float(value) if value is not None and math.isfinite(value) else None
+
+    @property
+    def final_return(self) -> float:
+        """The mean return of the policy the run saved, at its last evaluation."""
+        return float(self.results["mean_return" if self.kind == "imitation" else "final_return"])
 
     @property
     def algo(self) -> str:
@@ -77,7 +88,9 @@ def read_run(folder: Path) -> Run:
     run_file(folder, POLICY_FILE)
     values = read_config_file(run_file(folder, CONFIG_FILE))
     results = read_results(folder)
-    kind = "finetune" if "mode" in results else "imitation"
+    kind = results.get("kind", "finetune" if "mode" in results else "imitation")  # older folders lack "kind"
+    if kind not in REQUIRED:
+        raise UserError(f"{folder / RESULTS_FILE}: kind must be one of {', '.join(REQUIRED)}; re-run what wrote it")
     missing = [key for key in REQUIRED[kind] if key not in results]
     if missing:
         raise UserError(f"{folder / RESULTS_FILE} lacks {', '.join(missing)}; re-run what wrote it")
@@ -96,8 +109,7 @@ def read_run(folder: Path) -> Run:
         config.validate()
     except TypeError as err:
         raise UserError(f"{folder / CONFIG_FILE} is not an sb3-il config ({first_line(err)})") from None
-    if isinstance(config, TrainConfig):
-        wrapper_names(config.env_wrapper, f"{folder / CONFIG_FILE}'s env_wrapper")
+    wrapper_names(config.env_wrapper, f"{folder / CONFIG_FILE}'s env_wrapper")
     return Run(folder, kind, config, results)
 
 
@@ -133,7 +145,7 @@ def make_logger(folder: Path) -> Logger:
     return logger
 
 
-def prepare(config: TrainConfig, trust_remote_code: bool = False) -> tuple[TrainConfig, Demonstrations | None]:
+def resolve(config: TrainConfig, trust_remote_code: bool = False) -> tuple[TrainConfig, Demonstrations | None]:
     """Every check that needs the env, the expert's files or the demonstrations, before a folder is made.
 
     The config takes the env wrappers the expert's files record (unless given) and, with ``--demos``,
@@ -167,7 +179,7 @@ def train_run(
     ``expert``: an expert object to use instead of loading ``config.expert`` (the Python API's callables).
     ``reads``: files the command read besides ``--demos`` (a replayed config.yml), which it must not replace.
     """
-    config, demos = prepare(config, trust_remote_code)
+    config, demos = resolve(config, trust_remote_code)
     local_demos = [Path(config.demos)] if config.demos and Path(config.demos).exists() else []
     with staged_dir(run_dir, discard_on=(UserError,), reads=[*reads, *local_demos]) as stage:
         write_yaml(stage / CONFIG_FILE, config.to_dict())
@@ -176,8 +188,7 @@ def train_run(
             result = train(config, stage, logger, demos, progress, trust_remote_code, expert)
         finally:
             logger.close()
-        config = result.config or config  # the recipe resolved: what replays the run
-        write_yaml(stage / CONFIG_FILE, config.to_dict())
+        config = result.config or config  # the recipe resolved: what replays the run (written with the results)
         final = result.curve[-1]
         if not math.isfinite(final.loss):
             raise UserError(f"training diverged (loss {final.loss}); lower --lr (it is {config.lr})")
@@ -191,13 +202,21 @@ def train_run(
             stage / "learning_curve.png",
         )
         results = summarize(config, result)
-        write_json(stage / RESULTS_FILE, results)
+        write_run_files(stage, config.to_dict(), results)
     return results
+
+
+def write_run_files(folder: Path, config: dict[str, Any], results: dict[str, Any]) -> None:
+    """A run's ``config.yml`` and, last (it marks the run finished), its ``results.json``: the one writer of
+    both for training and fine-tuning runs."""
+    write_yaml(Path(folder) / CONFIG_FILE, config)
+    write_json(Path(folder) / RESULTS_FILE, results)
 
 
 def summarize(config: TrainConfig, result: RunResult) -> dict[str, Any]:
     final = result.curve[-1]
     return {
+        "kind": "imitation",
         "algo": config.algo,
         "env_id": config.env_id,
         "expert": config.expert,

@@ -79,9 +79,9 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, address: str | None = None) 
 
 def _call(fn: Callable[..., Any], args: tuple) -> Any:
     """A job in a Ray worker: one core, so parallel jobs do not fight over threads."""
-    import torch as th
+    from sb3_il.policy import use_one_thread
 
-    th.set_num_threads(1)
+    use_one_thread()
     return fn(*args)
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch as th
 
+from sb3_il.config import EnvSpec
 from sb3_il.evaluation import VALIDATION_SEED, EpisodeRunner
 from sb3_il.policy import Learner, ObsNormalizer
 
@@ -49,7 +50,7 @@ def imitation_loss(learner: Learner, obs: np.ndarray, labels: np.ndarray) -> flo
     return float(np.square(actions - np.asarray(labels)).mean())
 
 
-def validation_returns(candidates: list[Learner], env_id: str, n_episodes: int) -> tuple[list[float], int]:
+def validation_returns(candidates: list[Learner], env_id: EnvSpec | str, n_episodes: int) -> tuple[list[float], int]:
     """Each candidate's mean return on deterministic validation episodes (seeds of their own,
     :data:`VALIDATION_SEED`; they read the env's reward), and the env steps taken."""
     with EpisodeRunner(env_id, n_episodes, VALIDATION_SEED) as runner:

@@ -25,7 +25,7 @@ from sb3_il.errors import UserError
 from sb3_il.evaluation import EpisodeRunner, Evaluator, evaluate_expert, percent_of_expert
 from sb3_il.experts import load_expert
 from sb3_il.files import atomic_write, staged_dir, write_yaml
-from sb3_il.policy import load_learner, predict_fn
+from sb3_il.policy import load_run_model, predict_fn, use_one_thread
 from sb3_il.runs import train_run
 from sb3_il.scale import Failed, Job, check_workers, ray_session, run_jobs
 
@@ -55,17 +55,16 @@ def score(config: TrainConfig, folder: Path, episodes: int) -> float:
     finally:
         evaluator.close()
     with EpisodeRunner(config.env, episodes, TUNE_SEED) as runner:
-        returns = runner(predict_fn(*load_learner(folder)), episodes)
+        returns = runner(predict_fn(*load_run_model(folder)), episodes)
     return percent_of_expert(float(returns.mean()), float(expert_returns.mean()))
 
 
 def trial(params: dict[str, Any], base: TrainConfig, label_budget: int, seeds: Sequence[int], out: Path,
           episodes: int) -> dict[str, float]:  # fmt: skip
     """One Ray Tune trial: train on each seed, return the mean validation % of expert."""
-    import torch as th
     from ray import tune
 
-    th.set_num_threads(1)
+    use_one_thread()
     config = settings(params, base, label_budget)
     name = tune.get_context().get_trial_id()
     pcts = []

@@ -6,12 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from sb3_il.config import EnvSpec
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import EpisodeRunner
 from sb3_il.experts import PadAdapter, load_expert
 
-TIME_FEATURE = "sb3_contrib.common.wrappers.TimeFeatureWrapper"
+ANT_TIME_FEATURE = EnvSpec("Ant-v4", ("sb3_contrib.common.wrappers.TimeFeatureWrapper",))
 
 
 def expert_returns(repo_id: str, env_id: str, n: int) -> np.ndarray:
@@ -48,7 +49,7 @@ def test_contrib_expert_loads_and_acts(hub_cache, repo_id):
     [
         ("sb3/trpo-Hopper-v3", "Hopper-v4"),  # VecNormalize statistics, clipped Gaussian mean
         ("sb3/trpo-Ant-v3", "Ant-v4"),  # 111-dim expert on 27-dim obs: the padding adapter
-        ("sb3/ppo-Ant-v3", f"Ant-v4|{TIME_FEATURE}"),  # the adapter under the expert's wrapper: 112 on 28
+        ("sb3/ppo-Ant-v3", ANT_TIME_FEATURE),  # the adapter under the expert's wrapper: 112 on 28
         ("sb3/sac-Pendulum-v1", "Pendulum-v1"),  # tanh-squashed actions, rescaled to [-2, 2]
     ],
 )
@@ -108,13 +109,13 @@ def test_corrupt_zip_is_a_user_error(hub_cache, tmp_path, monkeypatch):
 def test_a_wrapped_v3_expert_reads_a_wrapped_v4_env(hub_cache):
     """sb3/ppo-Ant-v3 was trained on Ant-v3 (111) with a time feature (112): on Ant-v4 with the same wrapper
     (28) the 84 contact forces are padded in between and the time feature stays last."""
-    env = make_env(f"Ant-v4|{TIME_FEATURE}")
+    env = make_env(ANT_TIME_FEATURE)
     expert = load_expert("sb3/ppo-Ant-v3", env)
     obs = np.arange(2 * 28, dtype=np.float64).reshape(2, 28)
     adapted = expert.adapt(obs)
     assert isinstance(expert.adapt, PadAdapter) and adapted.shape == (2, 112)
     assert np.array_equal(adapted[:, :27], obs[:, :27]) and np.array_equal(adapted[:, 111], obs[:, 27])
     assert not adapted[:, 27:111].any()
-    runner = EpisodeRunner(f"Ant-v4|{TIME_FEATURE}", 2, 0)
+    runner = EpisodeRunner(ANT_TIME_FEATURE, 2, 0)
     assert runner(expert, 2).mean() > 500  # it walks (a random policy scores about -50)
     runner.close()

@@ -21,7 +21,7 @@ from sb3_il.anchored_ppo import (
     exploration_log_std,
     kl_limit,
 )
-from sb3_il.config import FinetuneConfig, ppo_hyperparams
+from sb3_il.config import EnvSpec, FinetuneConfig, ppo_hyperparams
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.finetune import finetune, load_source
@@ -182,7 +182,7 @@ def test_a_hub_ppo_zip_saved_under_old_gym_fine_tunes(hub_cache, tmp_path, repo_
 def test_a_run_folder_source_carries_its_expert_return(runs_dir):
     run = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "100")
     source = load_source(str(run["dir"]))
-    assert source.expert_return == run["expert_return_mean"] and source.env_id == "CartPole-v1"
+    assert source.expert_return == run["expert_return_mean"] and source.env == EnvSpec("CartPole-v1")
 
 
 def test_log_std_ceiling_falls_linearly_over_the_budget():

@@ -125,3 +125,17 @@ def test_a_finetuned_run_is_pushed_as_a_ppo_repo(runs_dir, tmp_path, monkeypatch
     policy = load_expert("tester/ppo-Pendulum-v1", make_env("Pendulum-v1"))
     returns = EpisodeRunner("Pendulum-v1", 3, EVAL_SEED)(policy, 3)
     assert returns.mean() == pytest.approx(results["final_return"], rel=1e-9)
+
+
+def test_the_cards_snippet_builds_a_wrapped_env_as_the_policy_saw_it():
+    """A wrapped env is a value (EnvSpec), so the card names its wrapper class instead of an ENV|WRAPPER string."""
+    from sb3_il.config import EnvSpec
+    from sb3_il.model_card import usage
+
+    spec = EnvSpec("Walker2d-v4", ("sb3_contrib.common.wrappers.TimeFeatureWrapper",))
+    snippet = usage("me/ppo-Walker2d-v4", spec, normalize=False)
+    assert "|" not in snippet and "from sb3_contrib.common.wrappers import TimeFeatureWrapper" in snippet
+    setup = snippet.split("model = ")[0].replace("from huggingface_sb3 import load_from_hub\n", "")
+    scope: dict = {}
+    exec(setup, scope)  # the imports and the env line, as a user runs them
+    assert scope["env"].observation_space.shape == (18,)  # Walker2d-v4's 17 entries and the time feature

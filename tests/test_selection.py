@@ -7,7 +7,7 @@ import torch as th
 from conftest import train_run
 
 from sb3_il.evaluation import VALIDATION_SEED, EpisodeRunner
-from sb3_il.policy import ObsNormalizer, load_learner, predict_fn
+from sb3_il.policy import ObsNormalizer, load_run_model, predict_fn
 from sb3_il.selection import select_uncovered
 
 
@@ -45,7 +45,7 @@ def test_select_by_return_keeps_the_best_iterate_on_validation_episodes(runs_dir
     assert results["env_steps"] == 3 * 1000 + 3 * 4 * 200  # 4 validation episodes of 200 steps per candidate
     # The saved policy is the chosen iterate: it repeats that iterate's validation return.
     runner = EpisodeRunner("Pendulum-v1", 4, VALIDATION_SEED)
-    assert runner(predict_fn(*load_learner(results["dir"])), 4).mean() == pytest.approx(max(scores), rel=1e-6)
+    assert runner(predict_fn(*load_run_model(results["dir"])), 4).mean() == pytest.approx(max(scores), rel=1e-6)
 
 
 def test_select_by_loss_is_reward_free_and_keeps_the_iterate_with_the_least_on_policy_loss(runs_dir):
@@ -62,6 +62,6 @@ def test_select_by_loss_is_reward_free_and_keeps_the_iterate_with_the_least_on_p
     assert sorted(set(labels["iteration"])) == [1, 2, 3, 4]
     # The saved policy is the chosen iterate: its loss on the states its iteration's successor labelled.
     rows = labels.filter(lambda row: row["iteration"] == results["selected_iteration"] + 1)
-    policy = predict_fn(*load_learner(results["dir"]))
+    policy = predict_fn(*load_run_model(results["dir"]))
     obs, acts = np.asarray(rows["obs"]), np.asarray(rows["acts"])
     assert np.square(policy(obs) - acts).mean() == pytest.approx(min(scores), rel=1e-4)
