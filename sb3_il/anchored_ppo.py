@@ -70,6 +70,15 @@ class AnchoredPPO(PPO):
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "anchor"]
 
+    def hold(self, coef: float, until: int, target_kl: float | None, ratchet_episodes: int,
+             log_std_ceiling: tuple[float, float, int] | None = None) -> None:  # fmt: skip
+        """Anchor the current policy: pulled toward with ``coef`` (decaying to 0 at ``until`` timesteps),
+        updates stopped past ``target_kl``, the anchor ratcheting after ``ratchet_episodes`` better episodes, and
+        the log-std held under ``log_std_ceiling``. A loaded model is built by ``PPO.load``: this sets the rest."""
+        self.anchor = copy.deepcopy(self.policy)
+        self.anchor_coef, self.anchor_until, self.target_kl = coef, until, target_kl
+        self.ratchet_episodes, self.log_std_ceiling = ratchet_episodes, log_std_ceiling
+
     def recent_return(self) -> float | None:
         """Mean raw return of the last ``ratchet_episodes`` finished training episodes (None: too few)."""
         if self.ratchet_episodes <= 0 or len(self.ep_info_buffer) < self.ratchet_episodes:

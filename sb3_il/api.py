@@ -1,4 +1,5 @@
-"""The Python API: ``BC`` and ``DAgger`` in the SB3 shape (construct, ``learn``, ``save``), and ``evaluate``.
+"""The Python API: ``BC`` and ``DAgger`` in the SB3 shape (construct, ``learn``, ``save``), ``evaluate`` and
+``fine_tune`` (named apart from the ``sb3_il.finetune`` module, which an attribute of that name would shadow).
 
     from sb3_il import DAgger
     model = DAgger("Hopper-v4", expert="sb3/trpo-Hopper-v3", seed=0).learn()   # a stable_baselines3.PPO
@@ -11,6 +12,7 @@ are :class:`sb3_il.config.TrainConfig` fields, defaulting as on the CLI.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import shutil
 import tempfile
@@ -25,12 +27,13 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_il.config import MAX_EVAL_EPISODES, make_config
+from sb3_il.config import MAX_EVAL_EPISODES, FinetuneConfig, make_config
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, check_video_path, percent_of_expert, record_video
 from sb3_il.experts import CallableExpert, load_expert
 from sb3_il.files import MARKER, staged_dir
+from sb3_il.finetune import finetune_run
 from sb3_il.policy import ActFn, load_run_model, predict_fn
 from sb3_il.runs import read_run, train_run
 
@@ -169,3 +172,23 @@ def evaluate(
         why_not = record_video(act, env, Path(video), seed)
         results["video"] = str(video) if why_not is None else f"not written: {why_not}"
     return results
+
+
+def fine_tune(
+    run: str | Path,
+    out: str | Path | None = None,
+    compare: tuple[str, ...] = (),
+    quiet: bool = False,
+    trust_remote_code: bool = False,
+    **settings: Any,
+) -> Path:
+    """PPO fine-tuning of ``run`` (a run folder, or a Hub repo holding a PPO zip), as ``sb3-il finetune`` does:
+    a progress bar and a line per evaluation unless ``quiet``; returns the output folder, whose
+    ``policy.zip`` (+ ``vec_normalize.pkl``) ``PPO.load`` opens. ``settings``: :class:`FinetuneConfig` fields
+    (``timesteps``, ``seed``, ...); ``compare``: references (``naive``, ``scratch``) on the same budget."""
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UserError(f"unknown fine-tuning settings {unknown}; valid: {', '.join(sorted(known))}")
+    out = Path(out) if out is not None else None
+    return finetune_run(str(run), FinetuneConfig(**settings), compare, out, trust_remote_code, quiet)

@@ -8,7 +8,6 @@ own normalization, learned during the warm-up and then frozen. ``naive`` (PPO.lo
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -136,17 +135,22 @@ class EvaluateEvery(BaseCallback):
 
 
 def make_finetune_env(
-    spec: EnvSpec, n_envs: int, seed: int, obs_stats: Path | None, scratch: bool, normalize_reward: bool, gamma: float,
+    spec: EnvSpec,
+    settings: PPOSettings,
+    seed: int,
+    obs_stats: Path | None,
+    scratch: bool,
     trust_remote_code: bool = False,
-) -> tuple[VecEnv, VecNormalize | None]:  # fmt: skip
+) -> tuple[VecEnv, VecNormalize | None]:
     """(training env, the VecNormalize holding the policy's observation statistics).
 
     From scratch, observation statistics are learned as usual. A loaded policy keeps its own frozen
     (they define its inputs); rewards get a separate running normalizer in both cases.
     """
-    venv: VecEnv = make_vec_env(lambda: make_env(spec), n_envs=n_envs, seed=seed)
+    gamma = settings.kwargs["gamma"]
+    venv: VecEnv = make_vec_env(lambda: make_env(spec), n_envs=settings.n_envs, seed=seed)
     if scratch:
-        env = VecNormalize(venv, norm_obs=True, norm_reward=normalize_reward, gamma=gamma)
+        env = VecNormalize(venv, norm_obs=True, norm_reward=settings.normalize_reward, gamma=gamma)
         return env, env
     obs_norm = None
     if obs_stats is not None:  # a Hub repo's may be pickled under old gym, which VecNormalize.load cannot read
@@ -154,7 +158,7 @@ def make_finetune_env(
         obs_norm.set_venv(venv)
         venv = obs_norm
         obs_norm.training, obs_norm.norm_reward = False, False
-    if normalize_reward:
+    if settings.normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
     return venv, obs_norm
 
@@ -182,16 +186,39 @@ def load_ppo(
     )
 
 
+@dataclass
+class PPOSettings:
+    """PPO's settings for a fine-tuning run: ``zoo_configs/ppo.yml``'s for the env, under the run's overrides."""
+
+    kwargs: dict[str, Any]  # PPO constructor arguments (PPO_KEYS)
+    n_envs: int
+    normalize_reward: bool
+    max_log_std: float
+
+    @classmethod
+    def resolve(cls, config: FinetuneConfig) -> PPOSettings:
+        hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
+        settings = cls({k: hyper[k] for k in PPO_KEYS}, int(hyper["n_envs"]), bool(hyper["normalize_reward"]),
+                       float(hyper["max_log_std"]))  # fmt: skip
+        if settings.max_log_std < LOG_STD_CANDIDATES[-1]:
+            raise UserError(
+                f"max_log_std for {config.env_id} in zoo_configs/ppo.yml must be >= {LOG_STD_CANDIDATES[-1]}"
+            )
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.kwargs | {"n_envs": self.n_envs, "normalize_reward": self.normalize_reward,
+                              "max_log_std": self.max_log_std}  # fmt: skip
+
+
 def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize | None, source: Source,
-            max_log_std: float, env: VecEnv, normalize_reward: bool) -> tuple[float | None, int]:  # fmt: skip
-    """Anchor, exploration std, KL limit and critic warm-up of ``prepared`` mode; (log-std, env steps used)."""
-    model.anchor = copy.deepcopy(model.policy)
-    model.anchor_until = int(config.anchor_fraction * config.timesteps)
-    log_std, steps = None, 0
+            settings: PPOSettings, env: VecEnv) -> tuple[float | None, int]:  # fmt: skip
+    """Exploration std, anchor and KL limit, and critic warm-up of ``prepared`` mode; (log-std, env steps used)."""
+    log_std, steps, ceiling = None, 0, None
     if hasattr(model.policy, "log_std"):  # Gaussian policies only; a categorical one has none
         log_std = config.init_log_std
         if log_std is None:
-            candidates = [c for c in LOG_STD_CANDIDATES if c <= max_log_std]
+            candidates = [c for c in LOG_STD_CANDIDATES if c <= settings.max_log_std]
             calibrated, steps = calibrate_log_std(
                 model, obs_norm, config.env, config.seed, scale=source.expert_return, candidates=candidates
             )
@@ -199,14 +226,14 @@ def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize |
         with th.no_grad():
             model.policy.log_std.fill_(log_std)
         if config.final_log_std is not None and config.final_log_std < log_std:
-            model.log_std_ceiling = (log_std, config.final_log_std, config.timesteps)
-    model.anchor_coef = anchor_strength(config.anchor_coef, log_std)
-    model.target_kl = kl_limit(config.target_kl, log_std)
-    model.ratchet_episodes = config.ratchet_episodes
+            ceiling = (log_std, config.final_log_std, config.timesteps)
+    until = int(config.anchor_fraction * config.timesteps)
+    coef, target_kl = anchor_strength(config.anchor_coef, log_std), kl_limit(config.target_kl, log_std)
+    model.hold(coef, until, target_kl, config.ratchet_episodes, ceiling)
     if config.vf_warmup_rollouts > 0:
         warm_up_value_function(model, config.vf_warmup_rollouts, config.vf_warmup_epochs)
         steps += config.vf_warmup_rollouts * model.n_steps * model.n_envs
-        if normalize_reward:  # keep the return scale the critic was fitted to
+        if settings.normalize_reward:  # keep the return scale the critic was fitted to
             env.training = False
         if model.ep_info_buffer:  # the imitation policy's own score, from the warm-up's episodes
             model.anchor_return = float(np.mean([info["r"] for info in model.ep_info_buffer]))
@@ -214,48 +241,41 @@ def prepare(model: AnchoredPPO, config: FinetuneConfig, obs_norm: VecNormalize |
     return log_std, steps
 
 
+def make_model(source: Source, env: VecEnv, config: FinetuneConfig, settings: PPOSettings,
+               trust_remote_code: bool) -> PPO:  # fmt: skip
+    """A fresh PPO (``scratch``) or the source's policy loaded for PPO, on the fused Adam kernel."""
+    if config.mode == "scratch":
+        model = PPO("MlpPolicy", env, seed=config.seed, device="cpu", **settings.kwargs)
+    else:
+        model = load_ppo(source, env, config.seed, settings.kwargs, trust_remote_code)
+    use_fused_adam(model)
+    return model
+
+
 def finetune(
-    source: str | None, config: FinetuneConfig, out: Path, trust_remote_code: bool = False, quiet: bool = False
+    source: Source, config: FinetuneConfig, out: Path, trust_remote_code: bool = False, quiet: bool = False
 ) -> dict[str, Any]:
-    """Fine-tune ``source`` (run folder / Hub repo; None for ``scratch``) into ``out``; returns the results."""
+    """Fine-tune ``source`` (loaded once by :func:`finetune_run`; unused by ``scratch``) into ``out``.
+
+    Top to bottom: PPO's settings, the envs, the model, ``prepared`` mode's preparation, learning with an
+    evaluation every ``eval_every`` steps, then the policy and the results written.
+    """
     config.validate()
-    hyper = ppo_hyperparams(config.env_id) | (config.ppo or {})
-    n_envs, normalize_reward = int(hyper.pop("n_envs")), bool(hyper.pop("normalize_reward"))
-    max_log_std = float(hyper.pop("max_log_std"))
-    if max_log_std < LOG_STD_CANDIDATES[-1]:
-        raise UserError(f"max_log_std for {config.env_id} in zoo_configs/ppo.yml must be >= {LOG_STD_CANDIDATES[-1]}")
-    ppo_kwargs = {k: hyper[k] for k in PPO_KEYS}
+    settings = PPOSettings.resolve(config)
     scratch = config.mode == "scratch"
-    if not scratch and source is None:
-        raise UserError("pass --run (a run folder or a Hub repo id) to fine-tune")
-    src = load_source(source) if not scratch else Source("scratch", Path(), None)
-    if not scratch:
-        check_source_spaces(src, config.env)
-    env, obs_norm = make_finetune_env(
-        config.env,
-        n_envs,
-        config.seed,
-        src.vec_normalize,
-        scratch,
-        normalize_reward,
-        ppo_kwargs["gamma"],
-        trust_remote_code,
-    )
+    obs_stats = None if scratch else source.vec_normalize
+    env, obs_norm = make_finetune_env(config.env, settings, config.seed, obs_stats, scratch, trust_remote_code)
     logger = make_logger(out)
     start = time.perf_counter()
-    if scratch:
-        model = PPO("MlpPolicy", env, seed=config.seed, device="cpu", **ppo_kwargs)
-    else:
-        model = load_ppo(src, env, config.seed, ppo_kwargs, trust_remote_code)
+    model = make_model(source, env, config, settings, trust_remote_code)
     model.set_logger(logger)  # before the warm-up sets up learning: SB3 would make a logger in /tmp otherwise
-    use_fused_adam(model)
     log_std, warmup_steps = None, 0
     if config.mode == "prepared":
-        log_std, warmup_steps = prepare(model, config, obs_norm, src, max_log_std, env, normalize_reward)
+        log_std, warmup_steps = prepare(model, config, obs_norm, source, settings, env)
     checkpoints = CheckpointCallback(max(config.timesteps // 5, 1), str(out / "checkpoints"), name_prefix="policy")
     with EpisodeRunner(config.env, config.eval_episodes, EVAL_SEED) as runner, closing(env):
         evaluate = EvaluateEvery(runner, config.eval_episodes, config.eval_every, obs_norm, config.timesteps,
-                                 config.mode, src.expert_return, quiet)  # fmt: skip
+                                 config.mode, source.expert_return, quiet)  # fmt: skip
         model.learn(config.timesteps, callback=CallbackList([evaluate, checkpoints]), reset_num_timesteps=False)
         evaluate.evaluate()
     model.save(out / POLICY_FILE)
@@ -264,24 +284,14 @@ def finetune(
     logger.close()
     curve = evaluate.curve
     results = {
-        "kind": "finetune",
-        "mode": config.mode,
-        "source": source,
-        "env_id": config.env_id,
-        "env_wrapper": config.env_wrapper,
-        "curve": curve,
-        "start_return": curve[0]["mean_return"],
-        "final_return": curve[-1]["mean_return"],
-        "min_return": min(p["mean_return"] for p in curve),
-        "warmup_env_steps": warmup_steps,
-        "init_log_std": log_std,
-        "expert_return": src.expert_return,
-        "anchor_coef": model.anchor_coef if config.mode == "prepared" else None,
-        "target_kl": model.target_kl,
+        "kind": "finetune", "mode": config.mode, "source": None if scratch else source.name, "env_id": config.env_id,
+        "env_wrapper": config.env_wrapper, "curve": curve, "start_return": curve[0]["mean_return"],
+        "final_return": curve[-1]["mean_return"], "min_return": min(p["mean_return"] for p in curve),
+        "warmup_env_steps": warmup_steps, "init_log_std": log_std, "expert_return": source.expert_return,
+        "anchor_coef": model.anchor_coef if config.mode == "prepared" else None, "target_kl": model.target_kl,
         "wall_s": time.perf_counter() - start,
-    }
-    ppo_settings = ppo_kwargs | {"n_envs": n_envs, "normalize_reward": normalize_reward, "max_log_std": max_log_std}
-    write_run_files(out, asdict(config) | {"ppo": ppo_settings}, results)
+    }  # fmt: skip
+    write_run_files(out, asdict(config) | {"ppo": settings.to_dict()}, results)
     return results
 
 
@@ -303,6 +313,7 @@ def finetune_run(
         config = dataclasses.replace(config, env_id=src.env.id, env_wrapper=list(src.env.wrappers))
     env_id = config.env_id
     config.validate()  # every mode's settings, before anything is written
+    check_source_spaces(src, config.env)
     name = Path(source).name if Path(source).is_dir() else source.replace("/", "-")
     out = Path(out) if out is not None else Path("runs") / f"finetune-{name}"
     curves = {}
@@ -310,7 +321,7 @@ def finetune_run(
     with staged_dir(out, discard_on=(UserError,), reads=reads) as stage:
         for i, mode in enumerate(modes):
             folder = stage if i == 0 else stage / f"reference-{mode}"
-            results = finetune(source, dataclasses.replace(config, mode=mode), folder, trust_remote_code, quiet)
+            results = finetune(src, dataclasses.replace(config, mode=mode), folder, trust_remote_code, quiet)
             curves[mode] = results["curve"]
             if not quiet:
                 print(summary_line(mode, results), flush=True)

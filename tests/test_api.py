@@ -85,3 +85,21 @@ def test_a_plain_script_without_a_main_guard_works_and_leaves_no_temporary_run(h
     assert done.returncode == 0 and "learned PPO" in done.stdout, done.stderr[-2000:]
     assert done.stdout.count("learned") == 1  # the worker did not run the script again
     assert not [p for p in scratch.iterdir() if p.name.startswith("sb3_il-")]
+
+
+def test_finetune_from_python_reports_progress_or_stays_quiet(runs_dir, tmp_path, capsys):
+    """sb3_il.fine_tune beside BC and DAgger: a line per evaluation (% of start and of the expert), none with
+    quiet; the folder holds a plain PPO zip."""
+    from sb3_il import fine_tune
+
+    run = train_run(runs_dir, "--algo", "bc", "--env", "Pendulum-v1", "--grad-steps", "200")["dir"]
+    capsys.readouterr()
+    short = dict(timesteps=1024, eval_every=512, eval_episodes=2, vf_warmup_rollouts=1)
+    folder = fine_tune(run, out=tmp_path / "ft", **short)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    assert len(lines) >= 3 and "% of start" in lines[0] and "% of expert" in lines[0]
+    assert PPO.load(folder / "policy.zip").num_timesteps >= 1024
+    fine_tune(run, out=tmp_path / "quiet", quiet=True, **short)
+    assert "step" not in capsys.readouterr().out
+    with pytest.raises(UserError, match="unknown fine-tuning settings"):
+        fine_tune(run, out=tmp_path / "x", timestep=5)

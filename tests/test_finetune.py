@@ -24,7 +24,7 @@ from sb3_il.anchored_ppo import (
 from sb3_il.config import EnvSpec, FinetuneConfig, ppo_hyperparams
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
-from sb3_il.finetune import finetune, load_source
+from sb3_il.finetune import Source, finetune, load_source
 
 
 def finetune_main(args: list) -> int:
@@ -90,7 +90,9 @@ def test_prepared_finetuning_keeps_pendulum_dagger_policy(runs_dir, tmp_path):
 
     # The env's cap (zoo_configs/ppo.yml) bounds the calibration: below what this start tolerates, it binds.
     fast = dict(timesteps=1024, eval_every=1024, eval_episodes=1, vf_warmup_rollouts=1)
-    capped = finetune(str(run), FinetuneConfig("Pendulum-v1", ppo={"max_log_std": -2.0}, **fast), tmp_path / "capped")
+    capped = finetune(
+        load_source(str(run)), FinetuneConfig("Pendulum-v1", ppo={"max_log_std": -2.0}, **fast), tmp_path / "capped"
+    )
     assert capped["init_log_std"] <= -2.0 < results["init_log_std"] <= ppo_hyperparams("Pendulum-v1")["max_log_std"]
 
 
@@ -125,7 +127,7 @@ def test_log_std_calibration_takes_the_largest_tolerated_std():
 def test_a_cap_below_every_candidate_is_a_user_error(tmp_path):
     config = FinetuneConfig(env_id="Pendulum-v1", ppo={"max_log_std": LOG_STD_CANDIDATES[-1] - 1})
     with pytest.raises(UserError, match="max_log_std"):
-        finetune(str(tmp_path), config, tmp_path / "out")
+        finetune(Source("unused", tmp_path, None), config, tmp_path / "out")
 
 
 @pytest.mark.parametrize(
@@ -173,7 +175,7 @@ def test_a_hub_ppo_zip_saved_under_old_gym_fine_tunes(hub_cache, tmp_path, repo_
     config = FinetuneConfig(
         env_id, timesteps=512, eval_every=512, eval_episodes=2, vf_warmup_rollouts=1, init_log_std=-3.0
     )
-    results = finetune(repo_id, config, tmp_path / "out")
+    results = finetune(load_source(repo_id), config, tmp_path / "out")
     assert results["final_return"] >= 0.9 * results["start_return"] > 0
     model = PPO.load(tmp_path / "out" / "policy.zip")
     assert model.num_timesteps >= 512 and model.verbose == 0
