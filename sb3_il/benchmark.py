@@ -24,7 +24,7 @@ from sb3_il.evaluation import fall_rate, percent_of_expert
 from sb3_il.experts import expert_files, load_expert
 from sb3_il.files import atomic_write, claimed_dir, write_json
 from sb3_il.peer import run_peer
-from sb3_il.plots import plt, save_figure
+from sb3_il.plots import CurvePanel, benchmark_bars, benchmark_curves
 from sb3_il.policy import load_run_model, predict_fn
 from sb3_il.runs import RESULTS_FILE, read_results, read_run, train_run
 from sb3_il.scale import Failed, Job, check_workers, run_jobs
@@ -263,8 +263,8 @@ def write_report(out: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(out / "results.csv", lambda p: p.write_text(buf.getvalue()))
     atomic_write(out / "summary.md", lambda p: p.write_text(summary_markdown(rows)))
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    plot_learning_curves(out, tasks, rows)
-    plot_final_bars(out / "final_bars.png", tasks, rows)
+    curves_figure(out, tasks, rows)
+    bars_figure(out / "final_bars.png", tasks, rows)
 
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:
@@ -318,60 +318,30 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curves(out: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
-    """One panel per (env, expert): DAgger's return against expert labels (band: std over seeds), BC and the
-    expert as lines."""
-    columns = min(len(tasks), 4)
-    grid_rows = -(-len(tasks) // columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
-    for ax in axes.flat[len(tasks) :]:
-        ax.axis("off")
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        curves = []
-        for row in _select(rows, task=task, algo="dagger", impl="sb3_il", status="ok"):
-            results = read_results(out / "runs" / row["run"])
-            curves.append([(p["expert_labels"], p["mean_return"]) for p in results["curve"]])
-        if curves:
-            length = min(map(len, curves))
-            data = np.array([[r for _, r in c[:length]] for c in curves])
-            x = [labels for labels, _ in curves[0][:length]]
-            ax.plot(x, data.mean(0), marker="o", label=f"DAgger (sb3-il, {len(curves)} seeds)")
-            ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.25)
+def curves_figure(out: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
+    """The data of the curves figure (:func:`sb3_il.plots.benchmark_curves`), one panel per (env, expert)."""
+    panels = []
+    for task in tasks:
+        dagger = _select(rows, task=task, algo="dagger", impl="sb3_il", status="ok")
+        curves = [[(p["expert_labels"], p["mean_return"]) for p in read_results(out / "runs" / r["run"])["curve"]]
+                  for r in dagger]  # fmt: skip
         ok = _select(rows, task=task, status="ok")
-        if ok:
-            ax.axhline(ok[0]["expert_return_mean"], color="k", linestyle="--", label="expert")
-        for impl, style in (("sb3_il", "-."), ("imitation", ":")):
-            bc_rows = _select(rows, task=task, algo="bc", impl=impl, status="ok")
-            if bc_rows:
-                ax.axhline(_stat(bc_rows, "final_return_mean")[0], color="tab:red" if impl == "sb3_il" else "tab:gray",
-                           linestyle=style, label=f"BC ({impl}, final)")  # fmt: skip
-        peer = _select(rows, task=task, algo="dagger", impl="imitation", status="ok")
-        if peer:  # imitation records no curve: its final return, at the labels it used
-            ax.plot([r["expert_labels"] for r in peer], [r["final_return_mean"] for r in peer], "s", color="tab:gray",
-                    label="DAgger (imitation, final per seed)")  # fmt: skip
-        ax.set(title=task.replace(" (", "\n("), xlabel="expert labels", ylabel="episode return (mean over seeds)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    save_figure(fig, out / "learning_curves.png")
+        bc_cells = {
+            impl: _select(rows, task=task, algo="bc", impl=impl, status="ok") for impl in ("sb3_il", "imitation")
+        }
+        bc = {impl: _stat(cell, "final_return_mean")[0] for impl, cell in bc_cells.items() if cell}
+        peer = [(r["expert_labels"], r["final_return_mean"])
+                for r in _select(rows, task=task, algo="dagger", impl="imitation", status="ok")]  # fmt: skip
+        expert = ok[0]["expert_return_mean"] if ok else None
+        panels.append(CurvePanel(task, curves, expert, bc, peer))
+    benchmark_curves(panels, out / "learning_curves.png")
 
 
-def plot_final_bars(path: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
-    """% of expert per env for every (algo, impl): bars are the mean over seeds, error bars the std over seeds,
-    dots the seeds themselves; the expert is the line at 100."""
-    groups = list(dict.fromkeys((r["algo"], r["impl"]) for r in rows))
-    width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(3.5 + 2.2 * len(tasks), 4.5))
-    x = np.arange(len(tasks))
-    for i, (algo, impl) in enumerate(groups):
-        cells = [_select(rows, task=task, algo=algo, impl=impl, status="ok") for task in tasks]
-        stats = [_stat(cell, "pct_expert") for cell in cells]
-        ax.bar(x + i * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=3,
-               label=f"{algo} ({impl})", alpha=0.8)  # fmt: skip
-        for j, cell in enumerate(cells):
-            ax.plot([x[j] + i * width] * len(cell), [float(r["pct_expert"]) for r in cell], "k.", markersize=4)
-    ax.set_xticks(x + width * (len(groups) - 1) / 2, [t.replace(" (", "\n(") for t in tasks], fontsize=7)
-    ax.set(ylabel="% of expert return", title="Final return: mean ± std over seeds (dots: seeds)")
-    ax.axhline(100, color="k", linewidth=1, linestyle="--", label="expert")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path)
+def bars_figure(path: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
+    """The data of the bars figure (:func:`sb3_il.plots.benchmark_bars`): % of expert per seed, by (algo, impl)."""
+    groups = {
+        f"{algo} ({impl})": [[float(r["pct_expert"]) for r in _select(rows, task=t, algo=algo, impl=impl, status="ok")]
+                             for t in tasks]
+        for algo, impl in dict.fromkeys((r["algo"], r["impl"]) for r in rows)
+    }  # fmt: skip
+    benchmark_bars(tasks, groups, path)

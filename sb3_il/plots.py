@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from sb3_il.files import atomic_write  # noqa: E402
 
@@ -64,4 +66,64 @@ def finetune_curves(
     ax.set(xlabel="PPO timesteps", ylabel="episode return (deterministic)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    save_figure(fig, path)
+
+
+@dataclass
+class CurvePanel:
+    """One (env, expert) panel of the benchmark's curves: DAgger's curves (expert labels, return) per seed,
+    the expert's return, BC's final return per implementation, and imitation's DAgger (labels, final return)."""
+
+    title: str
+    curves: list[list[tuple[int, float]]]
+    expert: float | None
+    bc: dict[str, float]
+    peer: list[tuple[int, float]]
+
+
+def benchmark_curves(panels: list[CurvePanel], path: Path) -> None:
+    """DAgger's return against expert labels (band: std over seeds), BC and the expert as lines."""
+    columns = min(len(panels), 4)
+    grid_rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        if panel.curves:
+            length = min(map(len, panel.curves))
+            data = np.array([[r for _, r in c[:length]] for c in panel.curves])
+            x = [labels for labels, _ in panel.curves[0][:length]]
+            ax.plot(x, data.mean(0), marker="o", label=f"DAgger (sb3-il, {len(panel.curves)} seeds)")
+            ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.25)
+        if panel.expert is not None:
+            ax.axhline(panel.expert, color="k", linestyle="--", label="expert")
+        for impl, value in panel.bc.items():
+            ax.axhline(value, color="tab:red" if impl == "sb3_il" else "tab:gray",
+                       linestyle="-." if impl == "sb3_il" else ":", label=f"BC ({impl}, final)")  # fmt: skip
+        if panel.peer:  # imitation records no curve: its final return, at the labels it used
+            ax.plot(*zip(*panel.peer, strict=True), "s", color="tab:gray", label="DAgger (imitation, final per seed)")
+        ax.set(title=panel.title.replace(" (", "\n("), xlabel="expert labels",
+               ylabel="episode return (mean over seeds)")  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    save_figure(fig, path)
+
+
+def benchmark_bars(tasks: list[str], groups: dict[str, list[list[float]]], path: Path) -> None:
+    """% of expert per task for each group (e.g. "dagger (sb3_il)"): bars are the mean over seeds, error bars
+    the std over seeds, dots the seeds themselves; the expert is the line at 100."""
+    width = 0.8 / max(len(groups), 1)
+    fig, ax = plt.subplots(figsize=(3.5 + 2.2 * len(tasks), 4.5))
+    x = np.arange(len(tasks))
+    for i, (label, per_task) in enumerate(groups.items()):
+        means = [float(np.mean(v)) if v else float("nan") for v in per_task]
+        stds = [float(np.std(v)) if v else 0.0 for v in per_task]
+        ax.bar(x + i * width, means, width, yerr=stds, capsize=3, label=label, alpha=0.8)
+        for j, values in enumerate(per_task):
+            ax.plot([x[j] + i * width] * len(values), values, "k.", markersize=4)
+    ax.set_xticks(x + width * (len(groups) - 1) / 2, [t.replace(" (", "\n(") for t in tasks], fontsize=7)
+    ax.set(ylabel="% of expert return", title="Final return: mean ± std over seeds (dots: seeds)")
+    ax.axhline(100, color="k", linewidth=1, linestyle="--", label="expert")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
