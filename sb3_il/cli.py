@@ -16,7 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sb3_il.config import ALGOS, FINETUNE_MODES, MAX_EVAL_EPISODES, FinetuneConfig, TrainConfig, make_config
+from sb3_il.config import (
+    ALGOS,
+    FINETUNE_MODES,
+    MAX_EVAL_EPISODES,
+    FinetuneConfig,
+    TrainConfig,
+    make_config,
+    with_label_budget,
+)
 from sb3_il.errors import guarded
 
 #: A run or output name: one path component, no hidden or relative names.
@@ -69,6 +77,8 @@ def train_parser(sub: Any) -> None:
     parser.add_argument("--config", dest="config_name", default=None, help="named config: zoo_configs/ALGO-NAME.yml")
     parser.add_argument("--config-file", default=None, help="replay a run's config.yml")
     parser.set_defaults(fields=add_fields(parser, TrainConfig, ("algo", "env_id"), "; a --config may set it"))
+    budget_help = "expert labels to ask for: as many of the recipe's iterations as fit (bc: demonstrations)"
+    parser.add_argument("--label-budget", type=int, default=None, metavar="N", help=budget_help)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of run folders")
     parser.add_argument("--name", type=plain_name, default=None, help="run folder name (default ALGO-ENV-sSEED)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -83,6 +93,8 @@ def train_command(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in args.fields}
     config = make_config(args.algo or (None if args.config_file else "dagger"), args.env_id, overrides,
                          args.config_name, args.config_file)  # fmt: skip
+    if args.label_budget is not None:
+        config = with_label_budget(config, args.label_budget)
     run_dir = args.runs_dir / (args.name or config.run_name)
     reads = [Path(args.config_file)] if args.config_file else []
     results = train_run(config, run_dir, not args.quiet, args.trust_remote_code, reads=reads)

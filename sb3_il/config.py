@@ -378,6 +378,23 @@ def make_config(
     return config
 
 
+def with_label_budget(config: TrainConfig, budget: int) -> TrainConfig:
+    """The same recipe asking the expert for ``budget`` labels: DAgger spends what the demonstrations leave on
+    as many iterations of the recipe's size as fit (the last iterate's scoring collection included); BC fits
+    on ``budget`` demonstration steps. ``config.yml`` records the result, so a replay asks for as many."""
+    if budget < 1:
+        raise UserError(f"--label-budget must be a positive integer, got {budget}")
+    if config.algo == "bc":
+        return dataclasses.replace(config, n_demo_steps=budget)
+    scoring = config.steps_per_iter if config.selects_by_loss else 0
+    n_iters = (budget - config.n_demo_steps - scoring) // config.steps_per_iter
+    if n_iters < 1:
+        least = config.n_demo_steps + scoring + config.steps_per_iter
+        raise UserError(f"--label-budget {budget} leaves no DAgger iteration after {config.n_demo_steps} "
+                        f"demonstration labels; pass at least {least}, or lower --n-demo-steps")  # fmt: skip
+    return dataclasses.replace(config, n_iters=n_iters)
+
+
 def ppo_hyperparams(env_id: str) -> dict[str, Any]:
     """PPO's settings for fine-tuning on ``env_id``: ``zoo_configs/ppo.yml``'s default, then the env's entry."""
     table = zoo_file("ppo.yml")

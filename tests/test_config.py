@@ -48,3 +48,21 @@ def test_the_configs_are_read_from_the_top_level_zoo_configs_folder():
     root = Path(__file__).resolve().parents[1]
     assert Path(str(resources.files("sb3_il.zoo_configs"))) == root / "zoo_configs"
     assert not (root / "sb3_il" / "zoo_configs").exists()
+
+
+def test_a_label_budget_keeps_the_recipe_and_sets_its_iterations():
+    """--label-budget N: the strong recipe's iterations of 250, as many as N leaves after the demonstrations
+    and the last iterate's scoring; replayed from config.yml it asks for as many."""
+    from sb3_il.config import with_label_budget
+
+    strong = make_config("dagger", "Hopper-v4", {"expert": "sb3/tqc-Hopper-v3"}, "strong")
+    for budget in (3_000, 11_000, 30_000):
+        sized = with_label_budget(strong, budget)
+        assert sized.label_budget == budget and sized.steps_per_iter == strong.steps_per_iter
+        assert {k: v for k, v in vars(sized).items() if k != "n_iters"} == {
+            k: v for k, v in vars(strong).items() if k != "n_iters"
+        }
+    assert with_label_budget(strong, 11_000).n_iters == strong.n_iters == 39
+    assert with_label_budget(make_config("bc", "Hopper-v4", {}), 5_000).n_demo_steps == 5_000
+    with pytest.raises(UserError, match="leaves no DAgger iteration"):
+        with_label_budget(strong, 1_200)
