@@ -41,35 +41,27 @@ class _ImitationExpert(BasePolicy):
         return th.as_tensor(self.expert(observation.numpy()))
 
 
+def bc_trainer(config: TrainConfig, venv: DummyVecEnv, rng: np.random.Generator, demos: Any, logger: Any) -> bc.BC:
+    """imitation's BC trainer with our article policy: the MLP, activation, batch size and learning rate."""
+    policy = ActorCriticPolicy(venv.observation_space, venv.action_space, lambda _: config.lr,
+                               net_arch=list(config.net_arch), activation_fn=nn.ReLU)  # fmt: skip
+    return bc.BC(observation_space=venv.observation_space, action_space=venv.action_space, rng=rng, policy=policy,
+                 demonstrations=demos, batch_size=config.batch_size, optimizer_kwargs=dict(lr=config.lr),
+                 device="cpu", custom_logger=logger)  # fmt: skip
+
+
 def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
     """Train imitation's BC or DAgger like ``config`` on ``our_run``'s demos; returns the same result keys."""
     datasets.disable_progress_bars()  # imitation's DAgger saves its demos every round, each with a bar
     th.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    venv = DummyVecEnv([lambda: RolloutInfoWrapper(make_env(config.env_id))])
+    venv = DummyVecEnv([lambda: RolloutInfoWrapper(make_env(config.env))])
     venv.seed(config.seed)
     expert = load_expert(config.expert, venv)
     demos = load_demos(our_run / "demos").trajectories
     scratch = tempfile.TemporaryDirectory()  # imitation's logs and DAgger's demos; imitation would use /tmp
     logger = configure(scratch.name, format_strs=[])
-    policy = ActorCriticPolicy(
-        venv.observation_space,
-        venv.action_space,
-        lambda _: config.lr,
-        net_arch=list(config.net_arch),
-        activation_fn=nn.ReLU,
-    )
-    trainer_bc = bc.BC(
-        observation_space=venv.observation_space,
-        action_space=venv.action_space,
-        rng=rng,
-        policy=policy,
-        demonstrations=demos if config.algo == "bc" else None,
-        batch_size=config.batch_size,
-        optimizer_kwargs=dict(lr=config.lr),
-        device="cpu",
-        custom_logger=logger,
-    )
+    trainer_bc = bc_trainer(config, venv, rng, demos if config.algo == "bc" else None, logger)
     train_kwargs = dict(n_batches=config.grad_steps, log_rollouts_venv=None, progress_bar=False)
     start = time.perf_counter()
     with scratch:
@@ -96,7 +88,7 @@ def run_peer(config: TrainConfig, our_run: Path) -> dict[str, Any]:
             labels = sum(len(t) for t in trainer._all_demos)  # imitation keeps no public count
             fits = trainer.round_num
     train_wall_s = time.perf_counter() - start
-    with EpisodeRunner(config.env_id, config.final_eval_episodes, EVAL_SEED) as runner:
+    with EpisodeRunner(config.env, config.final_eval_episodes, EVAL_SEED) as runner:
         returns = runner(lambda obs: trainer_bc.policy.predict(obs, deterministic=True)[0], config.final_eval_episodes)
     venv.close()
     return {
