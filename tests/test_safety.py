@@ -492,12 +492,14 @@ def test_ctrl_c_is_one_line_and_leaves_nothing(hub_cache, tmp_path):
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)},
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
-    while not (runs / "dagger-CartPole-v1-s0.incomplete").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while not (runs / "dagger-CartPole-v1-s0.incomplete" / "config.yml").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started: its staged folder holds the config
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and err.strip() == "interrupted; nothing was written", err[-2000:]
+    # Libraries may warn on stderr before; what the interrupt prints is one line and no traceback.
+    assert process.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted; nothing was written" and "Traceback" not in err, err[-2000:]
     assert sorted(os.listdir(runs)) == []
 
 
