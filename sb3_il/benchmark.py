@@ -131,16 +131,28 @@ def run_cell(config: TrainConfig, out: Path, peer: bool, force: bool, parallel: 
     run_dir = out / "runs" / cell_name(config)
     if parallel:
         config = dataclasses.replace(config, background_eval=False)
-    if (run_dir / RESULTS_FILE).exists() and not force:
-        ours = read_results(run_dir)
-    else:
-        ours = train_run(config, run_dir, progress=False)
+    reuse = (run_dir / RESULTS_FILE).exists() and not force and same_settings(read_run(run_dir).config, config)
+    ours = read_results(run_dir) if reuse else train_run(config, run_dir, progress=False)
     rows = [{"impl": "sb3_il"} | _row(ours | {"status": "ok"}) | fall_rates(config, run_dir)]
     if peer:
         peer_dir = run_dir.with_name(run_dir.name + "-imitation")
-        theirs = _cached_or_run(peer_dir, force, _peer_results, config, run_dir, ours)
+        theirs = _cached_or_run(peer_dir, force or not reuse, _peer_results, config, run_dir, ours)
         rows.append({"impl": "imitation"} | _row(theirs))
     return rows
+
+
+#: Settings a run resolves from what it observes (the recipe, the expert's wrappers, the data held), or that
+#: change how but not what it computes: a finished cell's config.yml may differ from the request in these.
+RESOLVED = ("adapt", "net_arch", "lr", "ensemble", "bounded_loss", "env_wrapper", "n_demo_steps", "background_eval")
+
+
+def same_settings(recorded: TrainConfig, requested: TrainConfig) -> bool:
+    """Whether a finished cell was trained as ``requested``: every setting the run does not resolve itself
+    agrees, and the resolved ones too unless the request leaves them to the recipe (``adapt``). A cell made
+    with other settings (another ``--n-iters`` into the same ``--out``) is trained again, not reused."""
+    skip = set(RESOLVED) if requested.adapt else {"env_wrapper", "n_demo_steps", "background_eval"}
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in skip]
+    return all(getattr(recorded, name) == getattr(requested, name) for name in fields)
 
 
 def grid(

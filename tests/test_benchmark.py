@@ -50,3 +50,15 @@ def test_benchmark_smoke(hub_cache, tmp_path):
     assert sb3_il("benchmark", *args) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/results.json")} == finished
     assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
+
+
+def test_a_cell_made_with_other_settings_is_trained_again(hub_cache, tmp_path):
+    """Finished cells are reused only when they were trained as the grid now asks."""
+    grid = ["benchmark", "--envs", "CartPole-v1", "--algos", "bc", "--seeds", "0", "--out", tmp_path / "grid",
+            "--final-eval-episodes", "2"]  # fmt: skip
+    assert sb3_il(*grid, "--grad-steps", "50") == 0
+    results = next((tmp_path / "grid" / "runs").glob("*/results.json"))
+    first = results.stat().st_mtime_ns
+    assert sb3_il(*grid, "--grad-steps", "50") == 0 and results.stat().st_mtime_ns == first  # reused
+    assert sb3_il(*grid, "--grad-steps", "60") == 0 and results.stat().st_mtime_ns != first  # trained again
+    assert "grad_steps: 60" in (results.parent / "config.yml").read_text()
