@@ -1,8 +1,8 @@
 """Reading files sb3-il did not write (Hub repos, run folders, user paths) without running code from them.
 
 Three formats can carry code: YAML tags, pickles (``vec_normalize.pkl``, the ``:serialized:`` entries of an
-SB3 zip's ``data``) and torch checkpoints. YAML is read with a safe loader that knows one extra tag, the
-``OrderedDict`` the RL Zoo writes. Pickles go through :class:`SafeUnpickler`, which builds only allow-listed
+SB3 zip's ``data``) and torch checkpoints. YAML (and JSON) is read by :mod:`sb3_il.inputs`, with a safe
+loader that knows one extra tag, the ``OrderedDict`` the RL Zoo writes. Pickles go through :class:`SafeUnpickler`, which builds only allow-listed
 classes (numpy arrays, spaces, ``VecNormalize`` and its statistics, SB3 policy and buffer classes, torch
 activations and optimizers) and refuses everything else, functions included; an SB3 zip's pickled
 schedules (functions) are replaced by constants, since imitation and fine-tuning set their own. Torch
