@@ -2,13 +2,13 @@
 
 Three formats can carry code: YAML tags, pickles (``vec_normalize.pkl``, the ``:serialized:`` entries of an
 SB3 zip's ``data``) and torch checkpoints. YAML (and JSON) is read by :mod:`sb3_il.inputs`, with a safe
-loader that knows one extra tag, the ``OrderedDict`` the RL Zoo writes. Pickles go through :class:`SafeUnpickler`, which builds only allow-listed
-classes (numpy arrays, spaces, ``VecNormalize`` and its statistics, SB3 policy and buffer classes, torch
-activations and optimizers) and refuses everything else, functions included; an SB3 zip's pickled
-schedules (functions) are replaced by constants, since imitation and fine-tuning set their own. Torch
-weights load with ``weights_only`` (torch's default since 2.6, which SB3's loader inherits).
-``trust_remote_code=True`` (``--trust-remote-code``, the name huggingface_sb3 uses) lifts the allow-list for
-files the user trusts.
+loader that knows one extra tag, the ``OrderedDict`` the RL Zoo writes. Pickles go through
+:class:`SafeUnpickler`, which builds only allow-listed classes (numpy arrays, spaces, ``VecNormalize`` and
+its statistics, SB3 policy and buffer classes, torch activations and optimizers) and refuses everything
+else, functions included; an SB3 zip's pickled schedules (functions) are replaced by constants, since
+imitation and fine-tuning set their own. Torch weights load with ``weights_only`` (torch's default since
+2.6, which SB3's loader inherits). ``trust_remote_code=True`` (``--trust-remote-code``, the name
+huggingface_sb3 uses) lifts the allow-list for files the user trusts.
 """
 
 from __future__ import annotations
