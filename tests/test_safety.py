@@ -497,8 +497,10 @@ def test_ctrl_c_is_one_line_and_leaves_nothing(hub_cache, tmp_path):
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    # Libraries may warn on stderr before; what the interrupt prints is one line and no traceback.
-    assert process.returncode == 130, err[-2000:]
+    # Libraries may warn on stderr before; what the interrupt prints is one line and no traceback. The process
+    # ends with code 130, or (seen once in a full CI run, after the same one line) by SIGINT itself, which CPython
+    # re-raises on exit in some cases: a shell reports 130 for both.
+    assert process.returncode in (130, -signal.SIGINT), err[-2000:]
     assert err.strip().splitlines()[-1] == "interrupted; nothing was written" and "Traceback" not in err, err[-2000:]
     assert sorted(os.listdir(runs)) == []
 
