@@ -160,13 +160,13 @@ def staged_dir(
 
 
 @contextmanager
-def claimed_dir(folder: Path, reads: Sequence[Path] = ()) -> Iterator[Path]:
+def claimed_dir(folder: Path) -> Iterator[Path]:
     """Hold ``folder`` (new, empty, or sb3-il's own) for a command that fills it over time and reuses what an
     earlier run left there (a benchmark's cells): marked as sb3-il's, locked, never the working folder."""
     folder = Path(folder)
-    check_replaceable(folder, reads)
+    check_replaceable(folder)
     with _lock(folder):
-        check_replaceable(folder, reads)
+        check_replaceable(folder)
         created = not folder.exists()
         folder.mkdir(exist_ok=True)
         (folder / MARKER).write_text("written by sb3-il\n")
