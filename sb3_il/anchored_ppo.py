@@ -141,7 +141,7 @@ def warm_up_value_function(model: PPO, rollouts: int, epochs: int) -> None:
 
 
 #: A start calibrated to at most this log-std (std 0.08) is fragile: std 0.14 already cost it more than 10% of
-#: its return. Evidence: reports/finetune/summary.md.
+#: its return. Evidence: reports/finetune-history/summary.md.
 FRAGILE_LOG_STD = -2.5
 
 
@@ -161,7 +161,7 @@ def anchor_strength(coef: float | None, log_std: float | None) -> float:
 
 
 #: PPO's target_kl for a fragile start: the Zoo's settings, tuned for policies exploring at std 0.14, move one
-#: exploring at std 0.05 much further in KL per update. Evidence: reports/finetune/summary.md.
+#: exploring at std 0.05 much further in KL per update. Evidence: reports/finetune-history/summary.md.
 FRAGILE_TARGET_KL = 0.003
 
 

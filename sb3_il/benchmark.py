@@ -1,8 +1,9 @@
 """The article's experiment as a grid of independent runs: (env, algo, seed) -> table, curves, bars.
 
-Each cell is an ordinary run folder (``{out}/runs/{algo}-{env}-s{seed}``), so a finished cell is skipped
-on re-runs (``results.json`` exists) and a crashed cell is reported as failed without stopping the rest.
-With ``peer=True`` each cell is also trained by ``imitation`` (``sb3_il.peer``) on the same demos.
+Each cell is an ordinary run folder (``{out}/runs/{algo}-{env}-{expert}-s{seed}``), so a finished cell is
+skipped on re-runs (``results.json`` exists) and a crashed cell is reported as failed without stopping the rest.
+With ``peer=True`` each cell is also trained by ``imitation`` (``sb3_il.peer``) on the same demos. The labels
+track adds a label budget to each cell (``...-L{budget}-s{seed}``): % of expert against the labels paid for.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import dataclasses
 import io
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sb3_il.config import TrainConfig, default_expert, make_config
+from sb3_il.config import TrainConfig, dagger_iterations, default_expert, make_config, with_label_budget
 from sb3_il.envs import check_env_fits, make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import fall_rate, percent_of_expert
 from sb3_il.experts import expert_files, load_expert
 from sb3_il.files import atomic_write, claimed_dir, write_json
 from sb3_il.peer import run_peer
-from sb3_il.plots import CurvePanel, benchmark_bars, benchmark_curves
+from sb3_il.plots import BandPanel, CurvePanel, band_figure, benchmark_bars, benchmark_curves
 from sb3_il.policy import load_run_model, predict_fn
 from sb3_il.runs import RESULTS_FILE, read_results, read_run, train_run
 from sb3_il.scale import Failed, Job, check_workers, run_jobs
@@ -42,6 +44,9 @@ TRACKS: dict[str, list[tuple[str, str | None]]] = {
         ("Walker2d-v4", "sb3/a2c-Walker2d-v3"),
     ],
 }  # fmt: skip
+TRACKS["labels"] = TRACKS["zoo"]
+#: Label budgets of the labels track: the article's 11,000, and from a tenth of it to ten times it.
+LABEL_BUDGETS = (1_000, 3_000, 11_000, 30_000, 100_000)
 #: The reference article's % of expert (BC, DAgger) on the -v2 envs.
 ARTICLE_RESULTS = {"Ant": (88.9, 102.1), "Hopper": (23.7, 99.8), "HalfCheetah": (94.3, 96.0)}
 
@@ -54,6 +59,7 @@ COLUMNS = [
     "algo",
     "impl",
     "seed",
+    "label_budget",
     "status",
     "expert_return_mean",
     "expert_return_std",
@@ -73,6 +79,22 @@ COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a run's config, and the label budget it was made from (labels track; None elsewhere)."""
+
+    config: TrainConfig
+    budget: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Its run folder: ``{algo}-{env}-{expert repo name}[-L{budget}]-s{seed}`` (an env may have several
+        experts, and the labels track several budgets)."""
+        config, budget = self.config, f"-L{self.budget}" if self.budget is not None else ""
+        expert = Path(str(config.expert)).name.removesuffix(".zip")
+        return f"{config.algo}-{config.env_id}-{expert}{budget}-s{config.seed}"
+
+
 def run_benchmark(
     out: Path,
     track: str,
@@ -85,50 +107,47 @@ def run_benchmark(
     overrides: dict[str, Any] | None = None,
     workers: int = 1,
     address: str | None = None,
+    budgets: Sequence[int] = LABEL_BUDGETS,
 ) -> list[dict[str, Any]]:
-    """Run (or reuse) every cell, then write results.csv, summary.md and the two figures into ``out``.
+    """Run (or reuse) every cell, then write results.csv, summary.md and the figures into ``out``.
 
     Every cell's config is checked before the first one trains, so a bad grid fails at once. Cells run one
     after another (``workers=1``) or in parallel on Ray (:mod:`sb3_il.scale`): each is the same run folder with
-    the same numbers either way.
+    the same numbers either way. ``budgets`` are the labels track's.
     """
-    configs = grid(track, envs, algos, seeds, config_name, overrides or {})
+    cells = grid(track, envs, algos, seeds, config_name, overrides or {}, budgets)
     check_workers(workers, address)
     with claimed_dir(Path(out)):
-        return _run_grid(Path(out), track, configs, config_name, peer, force, workers, address)
+        return _run_grid(Path(out), track, cells, config_name, peer, force, workers, address)
 
 
-def _run_grid(out: Path, track: str, configs: list[TrainConfig], config_name: str | None, peer: bool, force: bool,
+def _run_grid(out: Path, track: str, cells: list[Cell], config_name: str | None, peer: bool, force: bool,
               workers: int, address: str | None) -> list[dict[str, Any]]:  # fmt: skip
     parallel = workers > 1 or address is not None
-    jobs = [Job(cell_name(config), run_cell, (config, out.resolve(), peer, force, parallel)) for config in configs]
+    jobs = [Job(cell.name, run_cell, (cell.config, out.resolve() / "runs" / cell.name, peer, force, parallel))
+            for cell in cells]  # fmt: skip
     results = run_jobs(jobs, workers, address)
     rows: list[dict[str, Any]] = []
-    for config in configs:
+    for cell in cells:
+        config = cell.config
         base = {"track": track, "config": config_name or "article", "task": f"{config.env_id} ({config.expert})",
                 "env": config.env_id, "expert": config.expert, "algo": config.algo, "seed": config.seed,
-                "run": cell_name(config)}  # fmt: skip
-        cell = results[cell_name(config)]
-        if isinstance(cell, Failed):
-            cell = [{"impl": "sb3_il", "status": f"failed: {cell.error}"}]
-        rows += [base | row for row in cell]
+                "label_budget": cell.budget, "run": cell.name}  # fmt: skip
+        result = results[cell.name]
+        if isinstance(result, Failed):
+            result = [{"impl": "sb3_il", "status": f"failed: {result.error}"}]
+        rows += [base | row for row in result]
     for row in rows:
         _print_row(row)
     write_report(out, rows)
     return rows
 
 
-def cell_name(config: TrainConfig) -> str:
-    """A cell's run folder: ``{algo}-{env}-{expert repo name}-s{seed}`` (an env may have several experts)."""
-    return f"{config.algo}-{config.env_id}-{Path(str(config.expert)).name.removesuffix('.zip')}-s{config.seed}"
-
-
-def run_cell(config: TrainConfig, out: Path, peer: bool, force: bool, parallel: bool) -> list[dict[str, Any]]:
-    """One (env, algo, seed) cell: our run (reused if finished), and imitation's beside it with ``peer``.
+def run_cell(config: TrainConfig, run_dir: Path, peer: bool, force: bool, parallel: bool) -> list[dict[str, Any]]:
+    """One cell: our run in ``run_dir`` (reused if finished), and imitation's beside it with ``peer``.
 
     In parallel each cell has one core, so its evaluation runs in its own process (the same numbers).
     """
-    run_dir = out / "runs" / cell_name(config)
     if parallel:
         config = dataclasses.replace(config, background_eval=False)
     reuse = (run_dir / RESULTS_FILE).exists() and not force and same_settings(read_run(run_dir).config, config)
@@ -157,22 +176,33 @@ def same_settings(recorded: TrainConfig, requested: TrainConfig) -> bool:
 
 def grid(
     track: str, envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], config_name: str | None,
-    overrides: dict[str, Any],
-) -> list[TrainConfig]:  # fmt: skip
-    """The configs of every (env, algo, seed) cell, each checked (env included)."""
+    overrides: dict[str, Any], budgets: Sequence[int] = LABEL_BUDGETS,
+) -> list[Cell]:  # fmt: skip
+    """Every (env, algo[, budget], seed) cell, each config checked (env included). In the labels track a
+    budget DAgger cannot spend on one iteration after its demonstrations has a BC cell only; its cells
+    evaluate the final policy alone unless ``eval_episodes`` is given (the budgets make the curve)."""
     if track not in TRACKS:
         raise UserError(f"unknown track {track!r}; use one of {', '.join(TRACKS)}")
+    labels = track == "labels"
+    if labels:
+        overrides = {"eval_episodes": 0} | overrides
+        if not budgets or min(budgets) < 1:
+            raise UserError(f"--label-budgets must be positive integers, got {list(budgets)}")
     pairs = [(env, expert) for env, expert in TRACKS[track] if env in envs]
     pairs += [(env, None) for env in envs if env not in dict(TRACKS[track])]  # envs outside the track
-    configs = []
+    cells = []
     for env, expert in pairs:
         for algo in algos:
-            for seed in seeds:
-                values = {"expert": overrides.get("expert") or expert or default_expert(env), "seed": seed}
-                configs.append(make_config(algo, env, overrides | values, config_name))
-            check_env_fits(configs[-1])
-            expert_files(configs[-1].expert)  # an unknown expert fails here, not in every cell
-    return configs
+            values = {"expert": overrides.get("expert") or expert or default_expert(env)}
+            config = make_config(algo, env, overrides | values, config_name)
+            check_env_fits(config)
+            expert_files(config.expert)  # an unknown expert fails here, not in every cell
+            for budget in sorted(set(budgets)) if labels else [None]:
+                if budget is not None and algo == "dagger" and dagger_iterations(config, budget) < 1:
+                    continue
+                made = config if budget is None else with_label_budget(config, budget)
+                cells += [Cell(dataclasses.replace(made, seed=seed), budget) for seed in seeds]
+    return cells
 
 
 def fall_rates(config: TrainConfig, run_dir: Path) -> dict[str, float]:
@@ -242,7 +272,9 @@ def _row(results: dict[str, Any]) -> dict[str, Any]:
 def _print_row(row: dict[str, Any]) -> None:
     if row["status"] == "ok":
         print(
-            f"{row['env']:15s} {row['algo']:6s} {row['impl']:9s} seed {row['seed']}: {row['pct_expert']:6.1f}% "
+            f"{row['env']:15s} {row['algo']:6s} {row['impl']:9s} seed {row['seed']}"
+            + (f", {row['label_budget']:,} labels asked" if row.get("label_budget") else "")
+            + f": {row['pct_expert']:6.1f}% "
             f"of expert, {row['expert_labels']} labels, train {row['train_wall_s']:.1f}s",
             flush=True,
         )
@@ -273,10 +305,80 @@ def write_report(out: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "results.csv", lambda p: p.write_text(buf.getvalue()))
-    atomic_write(out / "summary.md", lambda p: p.write_text(summary_markdown(rows)))
     tasks = list(dict.fromkeys(r["task"] for r in rows))
+    if rows and rows[0]["track"] == "labels":
+        atomic_write(out / "summary.md", lambda p: p.write_text(labels_markdown(rows)))
+        labels_figure(out / "label_curve.png", tasks, rows)
+        return
+    atomic_write(out / "summary.md", lambda p: p.write_text(summary_markdown(rows)))
     curves_figure(out, tasks, rows)
     bars_figure(out / "final_bars.png", tasks, rows)
+
+
+#: The levels the labels track reports the labels needed for, in % of the expert's return.
+LABEL_TARGETS = (95.0, 99.0)
+
+
+def label_curve(rows: list[dict[str, Any]]) -> list[tuple[int, float, float, float]]:
+    """(budget, mean labels used, mean % of expert, lowest seed's %) for each budget of one (task, algo)."""
+    points = []
+    for budget in sorted({r["label_budget"] for r in rows}):
+        cell = [r for r in rows if r["label_budget"] == budget and r["status"] == "ok"]
+        if cell:
+            pct = [float(r["pct_expert"]) for r in cell]
+            points.append((budget, _stat(cell, "expert_labels")[0], float(np.mean(pct)), min(pct)))
+    return points
+
+
+def labels_markdown(rows: list[dict[str, Any]]) -> str:
+    """% of expert at each label budget (mean ± std over seeds), and the smallest budget whose mean reaches
+    each of :data:`LABEL_TARGETS`."""
+    budgets = sorted({r["label_budget"] for r in rows})
+    lines = ["% of the expert's return (mean ± std over seeds; lowest seed in brackets) at each label budget:", "",
+             "| env | expert | algo | " + " | ".join(f"{b:,}" for b in budgets) + " | train s (largest) |",
+             "|" + "---|" * (len(budgets) + 4)]  # fmt: skip
+    reach = ["", "Labels needed: the smallest budget whose mean over seeds reaches the level.", "",
+             "| env | expert | algo | " + " | ".join(f"{t:.0f}%" for t in LABEL_TARGETS) + " |",
+             "|" + "---|" * (len(LABEL_TARGETS) + 3)]  # fmt: skip
+    for task in dict.fromkeys(r["task"] for r in rows):
+        for algo in dict.fromkeys(r["algo"] for r in _select(rows, task=task)):
+            cell = _select(rows, task=task, algo=algo)
+            head = f"| {cell[0]['env']} | {cell[0]['expert']} | {algo} | "
+            by_budget = {b: _select(cell, label_budget=b) for b in budgets}
+            pcts = [_pct_cell(by_budget[b]) for b in budgets]
+            largest = [r for r in cell if r["label_budget"] == max(r["label_budget"] for r in cell)]
+            lines.append(head + " | ".join(pcts) + f" | {_stat(largest, 'train_wall_s')[0]:.1f} |")
+            curve = label_curve(cell)
+            needed = [next((f"{b:,}" for b, _, mean, _ in curve if mean >= t), f"> {max(budgets):,}")
+                      for t in LABEL_TARGETS]  # fmt: skip
+            reach.append(head + " | ".join(needed) + " |")
+    return "\n".join(lines + reach) + "\n"
+
+
+def _pct_cell(rows: list[dict[str, Any]]) -> str:
+    ok = [float(r["pct_expert"]) for r in rows if r["status"] == "ok"]
+    if not ok:
+        return "-" if not rows else "failed"
+    return f"{np.mean(ok):.1f} ± {np.std(ok):.1f} ({min(ok):.0f})"
+
+
+def labels_figure(path: Path, tasks: list[str], rows: list[dict[str, Any]]) -> None:
+    """% of expert against the expert labels used, one panel per (env, expert), one line per algo."""
+    panels = []
+    for task in tasks:
+        series = {}
+        for algo in dict.fromkeys(r["algo"] for r in _select(rows, task=task)):
+            ok = _select(rows, task=task, algo=algo, status="ok")
+            budgets = sorted({r["label_budget"] for r in ok})
+            seeds = sorted({r["seed"] for r in ok})
+            table = {(r["label_budget"], r["seed"]): float(r["pct_expert"]) for r in ok}
+            full = [b for b in budgets if all((b, s) in table for s in seeds)]  # a budget every seed finished
+            if full:
+                series[algo.upper() if algo == "bc" else "DAgger"] = (
+                    full, [[table[b, s] for b in full] for s in seeds])  # fmt: skip
+        panels.append(BandPanel(task, series, {"expert (100%)": 100.0, "95%": 95.0}))
+    title = "% of the expert's return against the expert labels paid for"
+    band_figure(panels, "expert labels (label budget)", "% of the expert's return", title, path, log_x=True)
 
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:

@@ -25,7 +25,7 @@ from sb3_il.config import (
     make_config,
     with_label_budget,
 )
-from sb3_il.errors import guarded
+from sb3_il.errors import UserError, guarded
 
 #: A run or output name: one path component, no hidden or relative names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
@@ -261,10 +261,23 @@ def benchmark_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--track",
-        choices=("article", "strong", "zoo"),
+        choices=("article", "strong", "zoo", "labels", "finetune"),
         default="article",
         help="article: the article's envs and experts; strong: the TQC experts; zoo: every MuJoCo "
-        "expert of the zoo (default: article)",
+        "expert of the zoo; labels: the zoo's experts at each --label-budgets; finetune: PPO fine-tuning of "
+        "--starts in --modes (default: article)",
+    )
+    parser.add_argument("--starts", nargs="+", default=[], help="finetune track: imitation starts (default: all)")
+    parser.add_argument("--modes", nargs="+", default=list(FINETUNE_MODES), choices=FINETUNE_MODES,
+                        help="finetune track: fine-tuning modes compared (default: all)")  # fmt: skip
+    parser.add_argument("--timesteps", type=int, default=None, help="finetune track: PPO steps (default: per start)")
+    parser.add_argument(
+        "--label-budgets",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="N",
+        help="expert labels per cell in the labels track (default: 1000 3000 11000 30000 100000)",
     )
     parser.add_argument("--envs", nargs="+", default=None, help="default: every env of the track")
     parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
@@ -294,15 +307,35 @@ def benchmark_parser(sub: Any) -> None:
 
 def benchmark_command(args: argparse.Namespace) -> int:
 
-    from sb3_il.benchmark import TRACKS, run_benchmark
+    from sb3_il.benchmark import LABEL_BUDGETS, TRACKS, run_benchmark
 
-    envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
     overrides = {k: getattr(args, k) for k in (*BENCHMARK_OVERRIDES, "background_eval") if getattr(args, k) is not None}
     out = args.out or Path("reports") / (args.track + (f"-{args.config_name}" if args.config_name else ""))
+    if args.track == "finetune":
+        return finetune_benchmark_command(args, overrides, out)
+    envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
     rows = run_benchmark(out, args.track, envs, args.algos, args.seeds, args.config_name, args.peer, args.force,
-                         overrides, args.workers, args.ray_address)  # fmt: skip
+                         overrides, args.workers, args.ray_address, args.label_budgets or LABEL_BUDGETS)  # fmt: skip
     print((out / "summary.md").read_text())
-    print(f"report: {out}/ (results.csv, summary.md, learning_curves.png, final_bars.png)")
+    figures = "label_curve.png" if args.track == "labels" else "learning_curves.png, final_bars.png"
+    print(f"report: {out}/ (results.csv, summary.md, {figures})")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def finetune_benchmark_command(args: argparse.Namespace, overrides: dict[str, Any], out: Path) -> int:
+    """``benchmark --track finetune``: of the imitation tracks' flags, only --eval-episodes applies."""
+    from sb3_il.finetune_benchmark import named_starts, run_finetune_benchmark
+
+    extra = [f"--{k.replace('_', '-')}" for k in sorted(set(overrides) - {"eval_episodes"})]
+    extra += [flag for flag, given in (("--envs", args.envs), ("--config", args.config_name), ("--peer", args.peer))
+              if given]  # fmt: skip
+    if extra:
+        raise UserError(f"{extra[0]} does not apply to --track finetune; its --starts choose the imitation runs")
+    rows = run_finetune_benchmark(out, named_starts(args.starts), args.modes, args.seeds, args.timesteps,
+                                  {k: v for k, v in overrides.items() if k == "eval_episodes"}, args.force,
+                                  args.workers, args.ray_address)  # fmt: skip
+    print((out / "summary.md").read_text())
+    print(f"report: {out}/ (results.csv, summary.md, finetune_curves.png)")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 

@@ -386,13 +386,20 @@ def with_label_budget(config: TrainConfig, budget: int) -> TrainConfig:
         raise UserError(f"--label-budget must be a positive integer, got {budget}")
     if config.algo == "bc":
         return dataclasses.replace(config, n_demo_steps=budget)
-    scoring = config.steps_per_iter if config.selects_by_loss else 0
-    n_iters = (budget - config.n_demo_steps - scoring) // config.steps_per_iter
+    n_iters = dagger_iterations(config, budget)
     if n_iters < 1:
+        scoring = config.steps_per_iter if config.selects_by_loss else 0
         least = config.n_demo_steps + scoring + config.steps_per_iter
         raise UserError(f"--label-budget {budget} leaves no DAgger iteration after {config.n_demo_steps} "
                         f"demonstration labels; pass at least {least}, or lower --n-demo-steps")  # fmt: skip
     return dataclasses.replace(config, n_iters=n_iters)
+
+
+def dagger_iterations(config: TrainConfig, budget: int) -> int:
+    """How many of ``config``'s DAgger iterations ``budget`` labels pay for, after the demonstrations and the
+    last iterate's scoring collection (< 1: not one)."""
+    scoring = config.steps_per_iter if config.selects_by_loss else 0
+    return (budget - config.n_demo_steps - scoring) // config.steps_per_iter
 
 
 def ppo_hyperparams(env_id: str) -> dict[str, Any]:

@@ -127,3 +127,39 @@ def benchmark_bars(tasks: list[str], groups: dict[str, list[list[float]]], path:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
+
+
+@dataclass
+class BandPanel:
+    """One panel of a figure of curves over seeds: per series, its x values and one row of y values per seed;
+    ``lines`` are labelled horizontal references (the expert's level, a target)."""
+
+    title: str
+    series: dict[str, tuple[list[float], list[list[float]]]]
+    lines: dict[str, float]
+
+
+def band_figure(panels: list[BandPanel], xlabel: str, ylabel: str, title: str, path: Path, log_x: bool = False) -> None:
+    """Each series' mean over seeds as a line, its std over seeds as a band and the seeds as dots."""
+    columns = min(len(panels), 3)
+    grid_rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        for name, (x, seeds) in panel.series.items():
+            data = np.array(seeds, dtype=float)
+            (line,) = ax.plot(x, data.mean(0), marker="o", label=f"{name} ({len(seeds)} seeds)")
+            ax.fill_between(x, data.mean(0) - data.std(0), data.mean(0) + data.std(0), alpha=0.2,
+                            color=line.get_color())  # fmt: skip
+            for row in data:
+                ax.plot(x, row, ".", color=line.get_color(), markersize=3)
+        for (name, value), style in zip(panel.lines.items(), ("--", ":", "-."), strict=False):
+            ax.axhline(value, color="k", linestyle=style, linewidth=0.8, label=name)
+        ax.set(title=panel.title.replace(" (", "\n("), xlabel=xlabel, ylabel=ylabel)
+        if log_x:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title} (line: mean over seeds, band: ± std, dots: seeds)")
+    save_figure(fig, path)

@@ -62,3 +62,21 @@ def test_a_cell_made_with_other_settings_is_trained_again(hub_cache, tmp_path):
     assert sb3_il(*grid, "--grad-steps", "50") == 0 and results.stat().st_mtime_ns == first  # reused
     assert sb3_il(*grid, "--grad-steps", "60") == 0 and results.stat().st_mtime_ns != first  # trained again
     assert "grad_steps: 60" in (results.parent / "config.yml").read_text()
+
+
+def test_labels_track_scores_each_budget(hub_cache, tmp_path):
+    """Each budget is a cell of its own; a budget too small for one DAgger iteration has a BC cell only."""
+    out = tmp_path / "labels"
+    args = ["benchmark", "--track", "labels", "--envs", "CartPole-v1", "--seeds", "0", "--label-budgets", "500",
+            "2000", "--out", out, "--grad-steps", "100", "--final-eval-episodes", "2"]  # fmt: skip
+    assert sb3_il(*args) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted((r["algo"], r["label_budget"], r["expert_labels"]) for r in rows) == [
+        ("bc", "2000", "2000"), ("bc", "500", "500"), ("dagger", "2000", "2000")]  # fmt: skip
+    assert {p.name for p in (out / "runs").iterdir()} == {
+        "bc-CartPole-v1-ppo-CartPole-v1-L500-s0", "bc-CartPole-v1-ppo-CartPole-v1-L2000-s0",
+        "dagger-CartPole-v1-ppo-CartPole-v1-L2000-s0"}  # fmt: skip
+    summary = (out / "summary.md").read_text()
+    assert "| CartPole-v1 | sb3/ppo-CartPole-v1 | dagger | - | " in summary and "Labels needed" in summary
+    image = mpimg.imread(out / "label_curve.png")
+    assert image.ndim == 3 and image.shape[1] > 300

@@ -1,6 +1,7 @@
 """RL fine-tuning keeps an imitation policy's return and writes a PPO-loadable policy."""
 
 import copy
+import csv
 import json
 import re
 from collections import deque
@@ -24,7 +25,9 @@ from sb3_il.anchored_ppo import (
 from sb3_il.config import EnvSpec, FinetuneConfig, ppo_hyperparams
 from sb3_il.envs import make_env
 from sb3_il.errors import UserError
+from sb3_il.evaluation import percent_of_expert
 from sb3_il.finetune import Source, finetune, load_source
+from sb3_il.finetune_benchmark import COLUMNS, Start, run_finetune_benchmark
 
 
 def finetune_main(args: list) -> int:
@@ -212,3 +215,37 @@ def test_a_fragile_start_is_held_harder(coef, kl, log_std, expected):
 
 def test_a_fragile_start_explores_at_the_smallest_std():
     assert [exploration_log_std(x) for x in LOG_STD_CANDIDATES] == [0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -3.0]
+
+
+def test_finetune_track_tabulates_starts_modes_and_seeds(hub_cache, tmp_path):
+    """Each (start, mode, seed) is a fine-tuning folder of one shared start; a second call reuses them all."""
+    start = Start("dagger", "Pendulum-v1", "sb3/sac-Pendulum-v1", 2048,
+                  train={"n_iters": 1, "grad_steps": 200, "eval_episodes": 2, "final_eval_episodes": 3})  # fmt: skip
+    tiny = {"eval_every": 1024, "eval_episodes": 2, "vf_warmup_rollouts": 1}
+    out = tmp_path / "ft-track"
+    rows = run_finetune_benchmark(out, {"pendulum": start}, ["prepared", "naive"], [0, 1], overrides=tiny)
+    assert [(r["mode"], r["seed"], r["status"]) for r in rows] == [
+        ("prepared", 0, "ok"), ("prepared", 1, "ok"), ("naive", 0, "ok"), ("naive", 1, "ok")]  # fmt: skip
+    cells = sorted((out / "runs").glob("finetune-*/results.json"))
+    assert len(cells) == 4 and {json.loads(c.read_text())["start_return"] for c in cells[:2]} == {
+        rows[0]["start_return"]
+    }  # every PPO seed starts from the same policy, scored on the same episodes
+    for row in rows:
+        results = json.loads((out / "runs" / row["run"] / "results.json").read_text())
+        curve = [p["mean_return"] for p in results["curve"]]
+        assert {row["lowest_pct_start"], row["final_pct_start"]} <= {percent_of_expert(r, curve[0]) for r in curve}
+        assert row["timesteps"] >= 2048 and row["pct_start_200k"] is None  # past the budget: no milestone
+    with (out / "results.csv").open() as f:
+        assert next(csv.reader(f)) == COLUMNS
+    assert "| pendulum | naive |" in (out / "summary.md").read_text()
+    assert mpimg.imread(out / "finetune_curves.png").ndim == 3
+    before = {c: c.stat().st_mtime_ns for c in cells}
+    run_finetune_benchmark(out, {"pendulum": start}, ["prepared", "naive"], [0, 1], overrides=tiny)
+    assert {c: c.stat().st_mtime_ns for c in cells} == before
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--n-iters", "3"], "--n-iters does not apply"),
+                                                (["--starts", "nope"], "unknown start 'nope'")])  # fmt: skip
+def test_finetune_track_refuses_what_it_cannot_use(hub_cache, tmp_path, capsys, flags, message):
+    assert sb3_il("benchmark", "--track", "finetune", "--out", tmp_path / "x", *flags) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -1,0 +1,208 @@
+"""The fine-tuning benchmark (``sb3-il benchmark --track finetune``): starts × modes × PPO seeds.
+
+A start is an imitation run the grid trains first (imitation seed 0, so every PPO seed fine-tunes the same
+policy). Each (start, mode, seed) cell is then an ordinary fine-tuning folder,
+``{out}/runs/finetune-{start}-{mode}-s{seed}``, reused on re-runs when its recorded settings match. Cells run
+here or on Ray like the other tracks' (:mod:`sb3_il.scale`). The report gives each mode's curve as % of the
+start (band over seeds) and a table of the lowest evaluation and the returns at 200k, 500k and 1M steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_il.benchmark import run_cell
+from sb3_il.config import FINETUNE_MODES, FinetuneConfig, TrainConfig, make_config
+from sb3_il.envs import check_env_fits
+from sb3_il.errors import UserError
+from sb3_il.evaluation import percent_of_expert
+from sb3_il.experts import expert_files
+from sb3_il.files import atomic_write, claimed_dir
+from sb3_il.finetune import finetune_run
+from sb3_il.plots import BandPanel, band_figure
+from sb3_il.runs import RESULTS_FILE, read_results, read_run
+from sb3_il.scale import Failed, Job, check_workers, run_jobs
+
+
+@dataclass(frozen=True)
+class Start:
+    """An imitation policy to fine-tune: how the grid trains it (imitation seed 0), and PPO's budget from it."""
+
+    algo: str
+    env_id: str
+    expert: str
+    timesteps: int
+    config_name: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings over the config's
+
+    def train_config(self) -> TrainConfig:
+        config = make_config(self.algo, self.env_id, self.train | {"expert": self.expert, "seed": 0}, self.config_name)
+        check_env_fits(config)
+        expert_files(config.expert)  # an unknown expert fails before the first cell
+        return config
+
+
+#: The starts issue 29 names: near-expert DAgger starts (article settings, and ``--config strong`` from the
+#: strongest expert), and poor BC starts on one episode of a TQC expert.
+STARTS = {
+    "dagger-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3", 1_000_000),
+    "dagger-Hopper": Start("dagger", "Hopper-v4", "sb3/trpo-Hopper-v3", 500_000),
+    "strong-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3", 1_000_000, "strong"),
+    "bc1-Hopper": Start("bc", "Hopper-v4", "sb3/tqc-Hopper-v3", 500_000, train={"n_demo_steps": 1000}),
+    "bc1-HalfCheetah": Start("bc", "HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3", 500_000, train={"n_demo_steps": 1000}),
+}
+#: Timesteps at which the table reports the return.
+MILESTONES = (200_000, 500_000, 1_000_000)
+COLUMNS = ["start", "mode", "seed", "status", "timesteps", "start_return", "expert_return", "lowest_pct_start",
+           *(f"pct_start_{m // 1000}k" for m in MILESTONES), "final_pct_start", "final_pct_expert", "wall_s",
+           "run"]  # fmt: skip
+
+
+def run_finetune_benchmark(
+    out: Path,
+    starts: dict[str, Start],
+    modes: Sequence[str],
+    seeds: Sequence[int],
+    timesteps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    workers: int = 1,
+    address: str | None = None,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) the starts, fine-tune every (start, mode, seed) cell, then write results.csv,
+    summary.md and finetune_curves.png into ``out``. ``timesteps`` replaces every start's budget;
+    ``overrides`` are FinetuneConfig fields for every cell. Every setting is checked before any work."""
+    bad = [m for m in modes if m not in FINETUNE_MODES]
+    if bad:
+        raise UserError(f"unknown mode {bad[0]!r}; use any of {', '.join(FINETUNE_MODES)}")
+    trains = {name: start.train_config() for name, start in starts.items()}
+    cells = {(s, m, seed): cell_config(starts[s], m, seed, timesteps, overrides or {}) for s in starts for m in modes
+             for seed in seeds}  # fmt: skip
+    check_workers(workers, address)
+    out = Path(out)
+    with claimed_dir(out):
+        root = out.resolve() / "runs"
+        parallel = workers > 1 or address is not None
+        start_jobs = [Job(f"start-{s}", run_cell, (config, root / f"start-{s}", False, force, parallel))
+                      for s, config in trains.items()]  # fmt: skip
+        trained = run_jobs(start_jobs, workers, address)
+        ready = [s for s in starts if not isinstance(trained[f"start-{s}"], Failed)]
+        jobs = [Job(cell_name(*key), finetune_cell, (root / f"start-{key[0]}", config, root / cell_name(*key), force))
+                for key, config in cells.items() if key[0] in ready]  # fmt: skip
+        done = run_jobs(jobs, workers, address)
+        results = {key: done[cell_name(*key)] if key[0] in ready else
+                   Failed(f"its start failed: {trained[f'start-{key[0]}'].error}") for key in cells}  # fmt: skip
+        rows = [table_row(key, value) for key, value in results.items()]
+        write_finetune_report(out, rows, results)
+    return rows
+
+
+def cell_config(start: Start, mode: str, seed: int, timesteps: int | None, overrides: dict[str, Any]) -> FinetuneConfig:
+    """A cell's settings: the defaults, the start's budget, 50-episode evaluations every 50k steps."""
+    values = {"timesteps": timesteps or start.timesteps, "eval_every": 50_000} | overrides
+    config = FinetuneConfig(env_id=start.env_id, mode=mode, seed=seed, **values)
+    config.validate()
+    return config
+
+
+def cell_name(start: str, mode: str, seed: int) -> str:
+    return f"finetune-{start}-{mode}-s{seed}"
+
+
+def finetune_cell(start_dir: Path, config: FinetuneConfig, cell_dir: Path, force: bool) -> dict[str, Any]:
+    """One fine-tuning run of the start in ``start_dir`` (reused if it finished with these settings)."""
+    if not force and (cell_dir / RESULTS_FILE).exists():
+        recorded = asdict(read_run(cell_dir).config)
+        requested = asdict(config) | {"env_wrapper": recorded["env_wrapper"]}  # the start's, resolved by the run
+        if {k: v for k, v in recorded.items() if k != "ppo"} == {k: v for k, v in requested.items() if k != "ppo"} \
+                and (requested["ppo"] or {}).items() <= (recorded["ppo"] or {}).items():  # fmt: skip
+            return read_results(cell_dir)
+    finetune_run(str(start_dir), config, out=cell_dir, quiet=True)
+    return read_results(cell_dir)
+
+
+def table_row(key: tuple[str, str, int], results: Any) -> dict[str, Any]:
+    """A cell's CSV row: the lowest evaluation, the milestones and the end as % of its start (and expert)."""
+    start, mode, seed = key
+    row: dict[str, Any] = {"start": start, "mode": mode, "seed": seed, "run": cell_name(*key)}
+    if isinstance(results, Failed):
+        return row | {"status": f"failed: {results.error}"}
+    curve, first = results["curve"], results["start_return"]
+    pct = [percent_of_expert(p["mean_return"], first) for p in curve]
+    at = {m: next((p for p, c in zip(pct, curve, strict=True) if c["timesteps"] >= m), None) for m in MILESTONES}
+    expert = results.get("expert_return")
+    return row | {
+        "status": "ok", "timesteps": curve[-1]["timesteps"], "start_return": first, "expert_return": expert,
+        "lowest_pct_start": min(pct), **{f"pct_start_{m // 1000}k": v for m, v in at.items()},
+        "final_pct_start": pct[-1],
+        "final_pct_expert": percent_of_expert(results["final_return"], expert) if expert else None,
+        "wall_s": results["wall_s"],
+    }  # fmt: skip
+
+
+def write_finetune_report(out: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out / "results.csv", lambda p: p.write_text(buf.getvalue()))
+    atomic_write(out / "summary.md", lambda p: p.write_text(finetune_markdown(rows)))
+    finetune_figure(out / "finetune_curves.png", rows, results)
+
+
+def finetune_markdown(rows: list[dict[str, Any]]) -> str:
+    """Per (start, mode): mean ± std over seeds of the lowest evaluation, the milestones and the end."""
+    keys = ["lowest_pct_start", *(f"pct_start_{m // 1000}k" for m in MILESTONES), "final_pct_start",
+            "final_pct_expert"]  # fmt: skip
+    lines = ["% of the start's return (50-episode deterministic evaluations every 50k PPO steps; mean ± std over "
+             "PPO seeds; lowest seed in brackets):", "",
+             "| start | mode | start return | seeds | lowest | 200k | 500k | 1M | end | end, % of expert |",
+             "|" + "---|" * 10]  # fmt: skip
+    for start in dict.fromkeys(r["start"] for r in rows):
+        for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
+            cell = [r for r in rows if r["start"] == start and r["mode"] == mode]
+            ok = [r for r in cell if r["status"] == "ok"]
+            failed = f" ({len(cell) - len(ok)} failed)" if len(ok) < len(cell) else ""
+            first = f"{np.mean([r['start_return'] for r in ok]):.0f}" if ok else "-"
+            lines.append(f"| {start} | {mode} | {first} | {len(ok)}{failed} | "
+                         + " | ".join(_spread([r[k] for r in ok]) for k in keys) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known or len(known) < len(values):  # a milestone past some seeds' budget
+        return "-"
+    return f"{np.mean(known):.1f} ± {np.std(known):.1f} ({min(known):.1f})"
+
+
+def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
+    """% of the start against PPO timesteps, one panel per start, one band per mode."""
+    panels = []
+    for start in dict.fromkeys(r["start"] for r in rows):
+        series = {}
+        for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
+            curves = [results[r["start"], mode, r["seed"]]["curve"] for r in rows
+                      if r["start"] == start and r["mode"] == mode and r["status"] == "ok"]  # fmt: skip
+            if curves:
+                length = min(map(len, curves))
+                x = [p["timesteps"] for p in curves[0][:length]]
+                series[mode] = (x, [[percent_of_expert(p["mean_return"], c[0]["mean_return"]) for p in c[:length]]
+                                    for c in curves])  # fmt: skip
+        panels.append(BandPanel(start, series, {"start (100%)": 100.0, "97%": 97.0}))
+    band_figure(panels, "PPO timesteps", "% of the start's return", "PPO fine-tuning of imitation policies", path)
+
+
+def named_starts(names: Sequence[str]) -> dict[str, Start]:
+    """The :data:`STARTS` entries named (all for an empty list)."""
+    unknown = [name for name in names if name not in STARTS]
+    if unknown:
+        raise UserError(f"unknown start {unknown[0]!r}; use any of {', '.join(STARTS)}")
+    return {name: STARTS[name] for name in names or STARTS}
