@@ -118,7 +118,8 @@ def batches(
         return list(all_obs.split(size)), targets, None
     if learner.normalizer is not None:  # the actor sees normalized obs: d/d normalized = d/d raw / scale
         all_jacobians = all_jacobians / learner.normalizer.scale
-    return list(all_obs.split(size)), targets, list(all_jacobians.split(size))
+    rows = config.jacobian_rows or size  # the Sobolev term sees each batch's first rows
+    return list(all_obs.split(size)), targets, [j[:rows] for j in all_jacobians.split(size)]
 
 
 def label_ranges(
@@ -183,14 +184,15 @@ def sobolev_loss(layers: Layers, obs: th.Tensor, target: Target, jacobian: th.Te
     ``jacobian`` (Sobolev training), differentiable in the layers.
 
     The actor's Jacobian is multiplied from the output side, where it has as many rows as actions. The loss
-    differentiates through it, so this one uses autograd.
+    differentiates through it, so this one uses autograd. ``jacobian`` may cover only the batch's first rows:
+    the term costs a (width × width) product per row and action, the rest of the loss a fraction of that.
     """
     x, outputs = obs, []
     for weight_, bias, activation in layers:
         x = activate(F.linear(x, weight_, bias), activation)
         outputs.append(x)
-    jac = None
+    jac, rows = None, len(jacobian)
     for (weight_, _, activation), out in zip(reversed(layers), reversed(outputs), strict=True):
-        slope = activation_backward(th.ones_like(out), out, activation).unsqueeze(1)  # (batch, 1, width)
+        slope = activation_backward(th.ones_like(out[:rows]), out[:rows], activation).unsqueeze(1)  # (rows, 1, width)
         jac = slope.transpose(1, 2) * weight_ if jac is None else (jac * slope) @ weight_
     return residual(x, target).square().mean() + weight * (jac - jacobian).square().mean()

@@ -108,14 +108,16 @@ def run_benchmark(
     workers: int = 1,
     address: str | None = None,
     budgets: Sequence[int] = LABEL_BUDGETS,
+    experts: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Run (or reuse) every cell, then write results.csv, summary.md and the figures into ``out``.
 
     Every cell's config is checked before the first one trains, so a bad grid fails at once. Cells run one
     after another (``workers=1``) or in parallel on Ray (:mod:`sb3_il.scale`): each is the same run folder with
-    the same numbers either way. ``budgets`` are the labels track's.
+    the same numbers either way. ``budgets`` are the labels track's; ``experts`` keeps only the track's cells of
+    these experts.
     """
-    cells = grid(track, envs, algos, seeds, config_name, overrides or {}, budgets)
+    cells = grid(track, envs, algos, seeds, config_name, overrides or {}, budgets, experts)
     check_workers(workers, address)
     with claimed_dir(Path(out)):
         return _run_grid(Path(out), track, cells, config_name, peer, force, workers, address)
@@ -162,7 +164,18 @@ def run_cell(config: TrainConfig, run_dir: Path, peer: bool, force: bool, parall
 
 #: Settings a run resolves from what it observes (the recipe, the expert's wrappers, the data held), or that
 #: change how but not what it computes: a finished cell's config.yml may differ from the request in these.
-RESOLVED = ("adapt", "net_arch", "lr", "ensemble", "bounded_loss", "env_wrapper", "n_demo_steps", "background_eval")
+RESOLVED = (
+    "adapt",
+    "net_arch",
+    "lr",
+    "ensemble",
+    "bounded_loss",
+    "jacobian_weight",
+    "jacobian_rows",
+    "env_wrapper",
+    "n_demo_steps",
+    "background_eval",
+)
 
 
 def same_settings(recorded: TrainConfig, requested: TrainConfig) -> bool:
@@ -176,7 +189,7 @@ def same_settings(recorded: TrainConfig, requested: TrainConfig) -> bool:
 
 def grid(
     track: str, envs: Sequence[str], algos: Sequence[str], seeds: Sequence[int], config_name: str | None,
-    overrides: dict[str, Any], budgets: Sequence[int] = LABEL_BUDGETS,
+    overrides: dict[str, Any], budgets: Sequence[int] = LABEL_BUDGETS, experts: Sequence[str] = (),
 ) -> list[Cell]:  # fmt: skip
     """Every (env, algo[, budget], seed) cell, each config checked (env included). In the labels track a
     budget DAgger cannot spend on one iteration after its demonstrations has a BC cell only; its cells
@@ -190,6 +203,10 @@ def grid(
             raise UserError(f"--label-budgets must be positive integers, got {list(budgets)}")
     pairs = [(env, expert) for env, expert in TRACKS[track] if env in envs]
     pairs += [(env, None) for env in envs if env not in dict(TRACKS[track])]  # envs outside the track
+    if experts:
+        pairs = [(env, expert) for env, expert in pairs if expert in experts]
+        if not pairs:
+            raise UserError(f"--experts {' '.join(experts)}: none is an expert of the {track} track's --envs")
     cells = []
     for env, expert in pairs:
         for algo in algos:

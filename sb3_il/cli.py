@@ -280,6 +280,7 @@ def benchmark_parser(sub: Any) -> None:
         help="expert labels per cell in the labels track (default: 1000 3000 11000 30000 100000)",
     )
     parser.add_argument("--envs", nargs="+", default=None, help="default: every env of the track")
+    parser.add_argument("--experts", nargs="+", default=(), help="only the track's cells of these experts")
     parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--config", dest="config_name", default=None, help="named config, e.g. strong")
@@ -315,7 +316,8 @@ def benchmark_command(args: argparse.Namespace) -> int:
         return finetune_benchmark_command(args, overrides, out)
     envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
     rows = run_benchmark(out, args.track, envs, args.algos, args.seeds, args.config_name, args.peer, args.force,
-                         overrides, args.workers, args.ray_address, args.label_budgets or LABEL_BUDGETS)  # fmt: skip
+                         overrides, args.workers, args.ray_address, args.label_budgets or LABEL_BUDGETS,
+                         args.experts)  # fmt: skip
     print((out / "summary.md").read_text())
     figures = "label_curve.png" if args.track == "labels" else "learning_curves.png, final_bars.png"
     print(f"report: {out}/ (results.csv, summary.md, {figures})")
@@ -327,8 +329,8 @@ def finetune_benchmark_command(args: argparse.Namespace, overrides: dict[str, An
     from sb3_il.finetune_benchmark import named_starts, run_finetune_benchmark
 
     extra = [f"--{k.replace('_', '-')}" for k in sorted(set(overrides) - {"eval_episodes"})]
-    extra += [flag for flag, given in (("--envs", args.envs), ("--config", args.config_name), ("--peer", args.peer))
-              if given]  # fmt: skip
+    given = {"--envs": args.envs, "--experts": args.experts, "--config": args.config_name, "--peer": args.peer}
+    extra += [flag for flag, value in given.items() if value]
     if extra:
         raise UserError(f"{extra[0]} does not apply to --track finetune; its --starts choose the imitation runs")
     rows = run_finetune_benchmark(out, named_starts(args.starts), args.modes, args.seeds, args.timesteps,

@@ -93,6 +93,7 @@ class TrainConfig:
     jacobian_weight: float = setting(
         0.0, "Sobolev loss: weight of the MSE on the expert's d action / d observation (Box actions); 0: off"
     )
+    jacobian_rows: int = setting(0, "rows of each minibatch the Sobolev term sees (0: all); its cost scales with them")
     buffer_size: int = setting(1_000_000, "capacity of the aggregated dataset (FIFO beyond it)")
     beta_schedule: str = setting(
         "0", "probability of executing the expert's action while collecting: 0, linear:N or exp:P"
@@ -114,8 +115,8 @@ class TrainConfig:
     select_episodes: int = setting(20, "validation episodes per candidate iterate (--select-by return)")
     adapt: bool = setting(
         False,
-        "the strong recipe: set the net width, learning rate, ensemble and bounded loss from what the run observes "
-        "about the expert (sb3_il/recipe.py); config.yml records the resolved values",
+        "the strong recipe: set the net width, learning rate, ensemble, bounded loss and Sobolev term from what the "
+        "run observes about the expert (sb3_il/recipe.py); config.yml records the resolved values",
         flag="--adapt",
     )
     normalize: bool = setting(
@@ -155,6 +156,8 @@ class TrainConfig:
             raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not self.jacobian_weight >= 0:
             raise UserError(f"--jacobian-weight must be 0 (off) or more, got {self.jacobian_weight}")
+        if self.jacobian_rows < 0:
+            raise UserError(f"--jacobian-rows must be 0 (all) or more, got {self.jacobian_rows}")
         if not 0 < self.lr <= 1:
             raise UserError(f"--lr must be > 0 and at most 1, got {self.lr}")
         if not self.net_arch or any(n <= 0 for n in self.net_arch):

@@ -49,8 +49,8 @@ class Start:
         return config
 
 
-#: The starts issue 29 names: near-expert DAgger starts (article settings, and ``--config strong`` from the
-#: strongest expert), and poor BC starts on one episode of a TQC expert.
+#: The fine-tuning targets' starts: near-expert DAgger ones (the article's settings, and ``--config strong`` from
+#: the strongest expert), and poor BC ones on one episode of a TQC expert; PPO's budget where each is judged.
 STARTS = {
     "dagger-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3", 1_000_000),
     "dagger-Hopper": Start("dagger", "Hopper-v4", "sb3/trpo-Hopper-v3", 500_000),

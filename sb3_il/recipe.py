@@ -7,6 +7,10 @@ expert and its labels, never from the expert's name.
 * **Ensemble**: as many actors as fit in 192 units (3 of width 64, 1 of wider), averaging out a fit's noise at
   about the compute of one wide actor.
 * **Bounded loss** when at least 10% of the demonstration's action entries sit on a bound the env clips to.
+* **Sobolev term** when the expert's actor squashes its output (tanh, as SAC and TQC do): such an actor,
+  trained stochastically, switches steeply between actions near its bounds, and a fit of its actions alone
+  averages across the switches. Matching its d action / d observation as well (Czarnecki et al. 2017) teaches
+  where they are; the term sees 20 rows of each batch, which keeps its cost near the rest of the step.
 
 The resolved values replace ``adapt`` in the run's config.yml, so ``--config-file`` replays them exactly.
 """
@@ -24,6 +28,8 @@ from sb3_il.policy import ActFn
 
 #: Share of demonstration action entries on a bound above which the bounded loss is used.
 SATURATION = 0.1
+#: The Sobolev term for a squashing expert: its weight, and the rows of each batch it sees.
+SOBOLEV_WEIGHT, SOBOLEV_ROWS = 0.3, 20
 
 
 def expert_width(expert: ActFn) -> int:
@@ -34,6 +40,11 @@ def expert_width(expert: ActFn) -> int:
         actor = getattr(getattr(policy, "mlp_extractor", None), "policy_net", None)  # PPO, A2C, TRPO
     widths = [m.out_features for m in actor.modules() if isinstance(m, nn.Linear)] if actor is not None else []
     return max(widths, default=64)
+
+
+def squashes(expert: ActFn) -> bool:
+    """Whether an SB3 expert's actor squashes its output with tanh (SAC, TQC); False for callables."""
+    return bool(getattr(getattr(expert, "policy", None), "squash_output", False))
 
 
 def saturation(acts: np.ndarray, space: gym.Space) -> float:
@@ -49,6 +60,7 @@ def adapt(config: TrainConfig, expert: ActFn, demo_acts: np.ndarray, action_spac
     if not config.adapt:
         return config
     width = int(np.clip(expert_width(expert), 64, 256))
+    sobolev = squashes(expert) and isinstance(action_space, gym.spaces.Box)
     return dataclasses.replace(
         config,
         adapt=False,
@@ -56,4 +68,6 @@ def adapt(config: TrainConfig, expert: ActFn, demo_acts: np.ndarray, action_spac
         lr=5e-3 * 64 / width,
         ensemble=max(1, 192 // width),
         bounded_loss=saturation(demo_acts, action_space) >= SATURATION,
+        jacobian_weight=SOBOLEV_WEIGHT if sobolev else config.jacobian_weight,
+        jacobian_rows=SOBOLEV_ROWS if sobolev else config.jacobian_rows,
     )

@@ -10,7 +10,7 @@ import sb3_il
 FLOW = [
     "errors", "inputs", "files", "config", "trust", "plots", "envs", "policy", "experts", "evaluation", "demos",
     "buffer", "bc", "selection", "recipe", "dagger", "runs", "anchored_ppo", "finetune", "model_card", "hub",
-    "data_hub", "api", "peer", "scale", "benchmark", "tune", "cli", "__main__", "__init__",
+    "data_hub", "api", "peer", "scale", "benchmark", "finetune_benchmark", "tune", "cli", "__main__", "__init__",
 ]  # fmt: skip
 
 
