@@ -69,6 +69,16 @@ def finetune_curves(
     save_figure(fig, path)
 
 
+def panel_grid(n: int, max_columns: int) -> tuple[plt.Figure, np.ndarray]:
+    """A figure with room for ``n`` panels, at most ``max_columns`` a row; the unused axes are hidden."""
+    columns = min(n, max_columns)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns + 2, 4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 @dataclass
 class CurvePanel:
     """One (env, expert) panel of the benchmark's curves: DAgger's curves (expert labels, return) per seed,
@@ -83,11 +93,7 @@ class CurvePanel:
 
 def benchmark_curves(panels: list[CurvePanel], path: Path) -> None:
     """DAgger's return against expert labels (band: std over seeds), BC and the expert as lines."""
-    columns = min(len(panels), 4)
-    grid_rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
+    fig, axes = panel_grid(len(panels), 4)
     for ax, panel in zip(axes.flat, panels, strict=False):
         if panel.curves:
             length = min(map(len, panel.curves))
@@ -141,11 +147,7 @@ class BandPanel:
 
 def band_figure(panels: list[BandPanel], xlabel: str, ylabel: str, title: str, path: Path, log_x: bool = False) -> None:
     """Each series' mean over seeds as a line, its std over seeds as a band and the seeds as dots."""
-    columns = min(len(panels), 3)
-    grid_rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns + 2, 4 * grid_rows), squeeze=False)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
+    fig, axes = panel_grid(len(panels), 3)
     for ax, panel in zip(axes.flat, panels, strict=False):
         for name, (x, seeds) in panel.series.items():
             data = np.array(seeds, dtype=float)
