@@ -9,6 +9,7 @@ from sb3_il import dagger
 from sb3_il.envs import make_env
 from sb3_il.experts import load_expert
 from sb3_il.policy import Learner, make_learner
+from sb3_il.recipe import SOBOLEV_ROWS, SOBOLEV_WEIGHT
 
 
 @pytest.mark.parametrize(
@@ -181,5 +182,6 @@ def test_the_strong_recipe_adapts_to_what_it_observes_and_replays(runs_dir, tmp_
     config = yaml.safe_load((results["dir"] / "config.yml").read_text())
     assert config["adapt"] is False and config["net_arch"] == [64, 64]  # sb3/sac-Pendulum-v1's actor is 64 wide
     assert (config["ensemble"], config["lr"]) == (3, 5e-3) and results["select_by"] == "loss"
+    assert (config["jacobian_weight"], config["jacobian_rows"]) == (SOBOLEV_WEIGHT, SOBOLEV_ROWS)  # SAC squashes
     replay = train_run(tmp_path / "replay", "--config-file", results["dir"] / "config.yml")
     assert [p["mean_return"] for p in replay["curve"]] == [p["mean_return"] for p in results["curve"]]
