@@ -28,7 +28,8 @@ from sb3_il.files import atomic_write, claimed_dir, write_json
 from sb3_il.peer import run_peer
 from sb3_il.plots import BandPanel, CurvePanel, band_figure, benchmark_bars, benchmark_curves
 from sb3_il.policy import load_run_model, predict_fn
-from sb3_il.runs import RESULTS_FILE, read_results, read_run, train_run
+from sb3_il.recipe import VERSION as RECIPE_VERSION
+from sb3_il.runs import RESULTS_FILE, Run, read_results, read_run, train_run
 from sb3_il.scale import Failed, Job, check_workers, run_jobs
 
 #: The (env, expert) pairs of each track; None: the env's default expert (zoo_configs/experts.yml). The zoo track
@@ -152,7 +153,7 @@ def run_cell(config: TrainConfig, run_dir: Path, peer: bool, force: bool, parall
     """
     if parallel:
         config = dataclasses.replace(config, background_eval=False)
-    reuse = (run_dir / RESULTS_FILE).exists() and not force and same_settings(read_run(run_dir).config, config)
+    reuse = (run_dir / RESULTS_FILE).exists() and not force and same_settings(read_run(run_dir), config)
     ours = read_results(run_dir) if reuse else train_run(config, run_dir, progress=False)
     rows = [{"impl": "sb3_il"} | _row(ours | {"status": "ok"}) | fall_rates(config, run_dir)]
     if peer:
@@ -178,13 +179,16 @@ RESOLVED = (
 )
 
 
-def same_settings(recorded: TrainConfig, requested: TrainConfig) -> bool:
+def same_settings(run: Run, requested: TrainConfig) -> bool:
     """Whether a finished cell was trained as ``requested``: every setting the run does not resolve itself
-    agrees, and the resolved ones too unless the request leaves them to the recipe (``adapt``). A cell made
-    with other settings (another ``--n-iters`` into the same ``--out``) is trained again, not reused."""
+    agrees, and the resolved ones too unless the request leaves them to the recipe (``adapt``), whose version
+    must then be today's. A cell made with other settings (another ``--n-iters`` into the same ``--out``) or by
+    an older recipe is trained again, not reused."""
+    if requested.adapt and run.results.get("recipe") != RECIPE_VERSION:
+        return False
     skip = set(RESOLVED) if requested.adapt else {"env_wrapper", "n_demo_steps", "background_eval"}
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in skip]
-    return all(getattr(recorded, name) == getattr(requested, name) for name in fields)
+    return all(getattr(run.config, name) == getattr(requested, name) for name in fields)
 
 
 def grid(

@@ -26,6 +26,9 @@ from torch import nn
 from sb3_il.config import TrainConfig
 from sb3_il.policy import ActFn
 
+#: Bumped whenever a rule changes what a run resolves. Runs record it, so a benchmark cell the recipe made before
+#: a change is trained again rather than reused: config.yml records what was resolved, not by which rules.
+VERSION = 2
 #: Share of demonstration action entries on a bound above which the bounded loss is used.
 SATURATION = 0.1
 #: The Sobolev term for a squashing expert: its weight, and the rows of each batch it sees.

@@ -29,6 +29,7 @@ from sb3_il.files import staged_dir, write_json, write_yaml
 from sb3_il.inputs import number, read_mapping
 from sb3_il.plots import learning_curve
 from sb3_il.policy import POLICY_FILE, ActFn
+from sb3_il.recipe import VERSION as RECIPE_VERSION
 
 CONFIG_FILE, RESULTS_FILE = "config.yml", "results.json"
 #: Keys every finished run's results.json holds, by kind of run.
@@ -188,6 +189,7 @@ def train_run(
             result = train(config, stage, logger, demos, progress, trust_remote_code, expert)
         finally:
             logger.close()
+        recipe = RECIPE_VERSION if config.adapt else None
         config = result.config or config  # the recipe resolved: what replays the run (written with the results)
         final = result.curve[-1]
         if not math.isfinite(final.loss):
@@ -201,7 +203,7 @@ def train_run(
             f"{config.algo} on {config.env_id} ({config.expert})",
             stage / "learning_curve.png",
         )
-        results = summarize(config, result)
+        results = summarize(config, result) | {"recipe": recipe}
         write_run_files(stage, config.to_dict(), results)
     return results
 

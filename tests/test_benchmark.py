@@ -1,11 +1,15 @@
 """Smoke test of scripts/benchmark.py: a tiny grid on CartPole and Pendulum, with the imitation peer."""
 
 import csv
+import dataclasses
 
 import matplotlib.image as mpimg
 from conftest import sb3_il
 
-from sb3_il.benchmark import COLUMNS
+from sb3_il.benchmark import COLUMNS, same_settings
+from sb3_il.config import TrainConfig
+from sb3_il.recipe import VERSION as RECIPE_VERSION
+from sb3_il.runs import Run
 
 
 def test_benchmark_smoke(hub_cache, tmp_path):
@@ -80,3 +84,14 @@ def test_labels_track_scores_each_budget(hub_cache, tmp_path):
     assert "| CartPole-v1 | sb3/ppo-CartPole-v1 | dagger | - | " in summary and "Labels needed" in summary
     image = mpimg.imread(out / "label_curve.png")
     assert image.ndim == 3 and image.shape[1] > 300
+
+
+def test_a_cell_an_older_recipe_made_is_trained_again(tmp_path):
+    """With ``adapt`` the resolved settings are the recipe's to choose, so only its version tells a stale cell."""
+    requested = TrainConfig(env_id="Hopper-v4", adapt=True)
+    resolved = dataclasses.replace(requested, adapt=False, net_arch=[256, 256])  # what a run records
+    run = Run(tmp_path, "imitation", resolved, {"recipe": RECIPE_VERSION})
+    assert same_settings(run, requested)
+    assert not same_settings(dataclasses.replace(run, results={"recipe": RECIPE_VERSION - 1}), requested)
+    assert not same_settings(dataclasses.replace(run, results={}), requested)  # made before versions
+    assert same_settings(Run(tmp_path, "imitation", resolved, {}), resolved)  # settings given, not resolved
