@@ -10,7 +10,8 @@ expert and its labels, never from the expert's name.
 * **Sobolev term** when the expert's actor squashes its output (tanh, as SAC and TQC do): such an actor,
   trained stochastically, switches steeply between actions near its bounds, and a fit of its actions alone
   averages across the switches. Matching its d action / d observation as well (Czarnecki et al. 2017) teaches
-  where they are; the term sees 20 rows of each batch, which keeps its cost near the rest of the step.
+  where they are. The term sees 20 rows of each batch: a run then takes about 2x the time, not 6x
+  (reports/zoo/README.md).
 
 The resolved values replace ``adapt`` in the run's config.yml, so ``--config-file`` replays them exactly.
 """
