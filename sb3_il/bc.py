@@ -116,10 +116,11 @@ def batches(
         targets = list(zip(lower.split(size), upper.split(size), strict=True))
     if config.jacobian_weight <= 0:
         return list(all_obs.split(size)), targets, None
+    rows = config.jacobian_rows or size  # the Sobolev term sees each batch's first rows: rescale only those
+    jacobians = all_jacobians.unflatten(0, (-1, size))[:, :rows]
     if learner.normalizer is not None:  # the actor sees normalized obs: d/d normalized = d/d raw / scale
-        all_jacobians = all_jacobians / learner.normalizer.scale
-    rows = config.jacobian_rows or size  # the Sobolev term sees each batch's first rows
-    return list(all_obs.split(size)), targets, [j[:rows] for j in all_jacobians.split(size)]
+        jacobians = jacobians / learner.normalizer.scale
+    return list(all_obs.split(size)), targets, list(jacobians.unbind(0))
 
 
 def label_ranges(
