@@ -268,9 +268,11 @@ def benchmark_parser(sub: Any) -> None:
         "--starts in --modes (default: article)",
     )
     parser.add_argument("--starts", nargs="+", default=[], help="finetune track: imitation starts (default: all)")
-    parser.add_argument("--modes", nargs="+", default=list(FINETUNE_MODES), choices=FINETUNE_MODES,
-                        help="finetune track: fine-tuning modes compared (default: all)")  # fmt: skip
+    parser.add_argument("--modes", nargs="+", default=None, choices=FINETUNE_MODES,
+                        help="finetune track: fine-tuning modes (default: each start's own)")  # fmt: skip
     parser.add_argument("--timesteps", type=int, default=None, help="finetune track: PPO steps (default: per start)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="finetune track: run nothing, report the cells already finished")  # fmt: skip
     parser.add_argument(
         "--label-budgets",
         nargs="+",
@@ -314,6 +316,11 @@ def benchmark_command(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / (args.track + (f"-{args.config_name}" if args.config_name else ""))
     if args.track == "finetune":
         return finetune_benchmark_command(args, overrides, out)
+    given = {"--starts": args.starts, "--modes": args.modes, "--timesteps": args.timesteps,
+             "--report-only": args.report_only}  # fmt: skip
+    extra = [flag for flag, value in given.items() if value]
+    if extra:
+        raise UserError(f"{extra[0]} applies to --track finetune only")
     envs = args.envs or list(dict.fromkeys(env for env, _ in TRACKS[args.track]))
     rows = run_benchmark(out, args.track, envs, args.algos, args.seeds, args.config_name, args.peer, args.force,
                          overrides, args.workers, args.ray_address, args.label_budgets or LABEL_BUDGETS,
@@ -335,7 +342,7 @@ def finetune_benchmark_command(args: argparse.Namespace, overrides: dict[str, An
         raise UserError(f"{extra[0]} does not apply to --track finetune; its --starts choose the imitation runs")
     rows = run_finetune_benchmark(out, named_starts(args.starts), args.modes, args.seeds, args.timesteps,
                                   {k: v for k, v in overrides.items() if k == "eval_episodes"}, args.force,
-                                  args.workers, args.ray_address)  # fmt: skip
+                                  args.workers, args.ray_address, args.report_only)  # fmt: skip
     print((out / "summary.md").read_text())
     print(f"report: {out}/ (results.csv, summary.md, finetune_curves.png)")
     return 0 if all(r["status"] == "ok" for r in rows) else 1

@@ -35,7 +35,7 @@ from sb3_il.anchored_ppo import (
     warm_up_value_function,
 )
 from sb3_il.config import EnvSpec, FinetuneConfig, ppo_hyperparams
-from sb3_il.envs import make_env
+from sb3_il.envs import make_env, wrapper_names
 from sb3_il.errors import UserError
 from sb3_il.evaluation import EVAL_SEED, EpisodeRunner, percent_of_expert
 from sb3_il.experts import action_space_mismatch, download_expert, saved_spaces
@@ -52,7 +52,8 @@ PPO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma", "gae_
 
 @dataclass
 class Source:
-    """The policy to fine-tune: its files, and the expert's return its run recorded (None if unknown)."""
+    """The policy to fine-tune: its files, the env its run recorded (None for a Hub repo), the wrappers it acts
+    under, and the returns its run recorded (None if unknown)."""
 
     name: str
     zip_path: Path
@@ -60,6 +61,7 @@ class Source:
     env: EnvSpec | None = None
     imitation_return: float | None = None
     expert_return: float | None = None
+    wrappers: tuple[str, ...] = ()
 
 
 def load_source(source: str) -> Source:
@@ -69,13 +71,15 @@ def load_source(source: str) -> Source:
         run = read_run(folder)
         vec_normalize = folder / VEC_NORMALIZE_FILE
         stats = run_file(folder, VEC_NORMALIZE_FILE) if vec_normalize.exists() or vec_normalize.is_symlink() else None
-        return Source(source, run_file(folder, POLICY_FILE), stats, run.env, run.final_return, run.expert_return)
+        return Source(source, run_file(folder, POLICY_FILE), stats, run.env, run.final_return, run.expert_return,
+                      run.env.wrappers)  # fmt: skip
     if source.count("/") != 1 or folder.parent.is_dir():  # runs/typo is a missing folder, not a Hub repo
         raise UserError(f"{source!r} is neither a run folder nor a Hub repo id (USER/NAME)")
     files = download_expert(source)
     if files.algo not in ("ppo", "bc", "dagger"):
         raise UserError(f"{source} holds a {files.algo.upper()} model; fine-tuning continues a PPO policy")
-    return Source(source, files.model_path, files.vec_normalize_path)
+    wrappers = wrapper_names(files.env_wrapper, f"the expert's ({source}) env_wrapper")
+    return Source(source, files.model_path, files.vec_normalize_path, wrappers=tuple(wrappers))
 
 
 def check_source_spaces(source: Source, spec: EnvSpec) -> None:
@@ -309,8 +313,10 @@ def finetune_run(
     src = load_source(source)
     if config.env_id is None and src.env is None:
         raise UserError(f"{source} is a Hub repo; pass --env ENV_ID")
-    if config.env_id is None:  # the run's env, with the wrappers it recorded
-        config = dataclasses.replace(config, env_id=src.env.id, env_wrapper=list(src.env.wrappers))
+    if config.env_id is None:
+        config = dataclasses.replace(config, env_id=src.env.id)
+    if not config.env_wrapper:  # the wrappers the policy acts under, as its run or repo records them
+        config = dataclasses.replace(config, env_wrapper=list(src.wrappers))
     env_id = config.env_id
     config.validate()  # every mode's settings, before anything is written
     check_source_spaces(src, config.env)

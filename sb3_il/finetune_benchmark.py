@@ -1,10 +1,12 @@
 """The fine-tuning benchmark (``sb3-il benchmark --track finetune``): starts × modes × PPO seeds.
 
 A start is an imitation run the grid trains first (imitation seed 0, so every PPO seed fine-tunes the same
-policy). Each (start, mode, seed) cell is then an ordinary fine-tuning folder,
-``{out}/runs/finetune-{start}-{mode}-s{seed}``, reused on re-runs when its recorded settings match. Cells run
-here or on Ray like the other tracks' (:mod:`sb3_il.scale`). The report gives each mode's curve as % of the
-start (band over seeds) and a table of the lowest evaluation and the returns at 200k, 500k and 1M steps.
+policy), or a Hub PPO expert itself: PPO continuing its own training is the pace a start that copies it can aim
+at. Each start is fine-tuned in the modes its targets compare; each (start, mode, seed) cell is then an
+ordinary fine-tuning folder, ``{out}/runs/finetune-{start}-{mode}-s{seed}``, reused on re-runs when its
+recorded settings match. Cells run here or on Ray like the other tracks' (:mod:`sb3_il.scale`). The report
+gives each mode's curve as % of the start (band over seeds) and a table of the lowest evaluation and the
+returns at 200k, 500k and 1M steps.
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ from sb3_il.errors import UserError
 from sb3_il.evaluation import percent_of_expert
 from sb3_il.experts import expert_files
 from sb3_il.files import atomic_write, claimed_dir
-from sb3_il.finetune import finetune_run
+from sb3_il.finetune import finetune_run, load_source
 from sb3_il.plots import BandPanel, band_figure
 from sb3_il.runs import RESULTS_FILE, read_results, read_run
 from sb3_il.scale import Failed, Job, check_workers, run_jobs
 
+#: ``Start.algo`` of a start that is the expert itself (a Hub PPO), not an imitation run of it.
+EXPERT = "expert"
+
 
 @dataclass(frozen=True)
 class Start:
-    """An imitation policy to fine-tune: how the grid trains it (imitation seed 0), and PPO's budget from it."""
+    """A policy to fine-tune: how the grid trains it (imitation seed 0; ``algo`` :data:`EXPERT`: the expert
+    itself), PPO's budget from it, and the modes its targets compare."""
 
     algo: str
     env_id: str
@@ -41,20 +47,30 @@ class Start:
     timesteps: int
     config_name: str | None = None
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings over the config's
+    modes: tuple[str, ...] = FINETUNE_MODES
 
-    def train_config(self) -> TrainConfig:
+    def train_config(self) -> TrainConfig | None:
+        """The imitation run's settings (None for the expert itself); an unknown expert fails here, first."""
+        if self.algo == EXPERT:
+            load_source(self.expert)  # a Hub PPO, or a one-line error
+            return None
         config = make_config(self.algo, self.env_id, self.train | {"expert": self.expert, "seed": 0}, self.config_name)
         check_env_fits(config)
-        expert_files(config.expert)  # an unknown expert fails before the first cell
+        expert_files(config.expert)
         return config
 
 
 #: The fine-tuning targets' starts: near-expert DAgger ones (the article's settings, and ``--config strong`` from
-#: the strongest expert), and poor BC ones on one episode of a TQC expert; PPO's budget where each is judged.
+#: the strongest expert), judged against their own start; poor BC ones on one episode of a TQC expert, judged
+#: against PPO.load + learn and PPO from scratch; and, for reference, the expert the first one copies, continued
+#: by PPO with its own critic. PPO's budget is where each is judged.
 STARTS = {
-    "dagger-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3", 1_000_000),
-    "dagger-Hopper": Start("dagger", "Hopper-v4", "sb3/trpo-Hopper-v3", 500_000),
-    "strong-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3", 1_000_000, "strong"),
+    "expert-HalfCheetah": Start(EXPERT, "HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3", 200_000, modes=("naive",)),
+    "dagger-HalfCheetah": Start("dagger", "HalfCheetah-v4", "sb3/ppo-HalfCheetah-v3", 1_000_000, modes=("prepared",)),
+    "dagger-Hopper": Start("dagger", "Hopper-v4", "sb3/trpo-Hopper-v3", 500_000, modes=("prepared",)),
+    "strong-HalfCheetah": Start(
+        "dagger", "HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3", 1_000_000, "strong", modes=("prepared",)
+    ),
     "bc1-Hopper": Start("bc", "Hopper-v4", "sb3/tqc-Hopper-v3", 500_000, train={"n_demo_steps": 1000}),
     "bc1-HalfCheetah": Start("bc", "HalfCheetah-v4", "sb3/tqc-HalfCheetah-v3", 500_000, train={"n_demo_steps": 1000}),
 }
@@ -68,40 +84,55 @@ COLUMNS = ["start", "mode", "seed", "status", "timesteps", "start_return", "expe
 def run_finetune_benchmark(
     out: Path,
     starts: dict[str, Start],
-    modes: Sequence[str],
+    modes: Sequence[str] | None,
     seeds: Sequence[int],
     timesteps: int | None = None,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
     workers: int = 1,
     address: str | None = None,
+    report_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Train (or reuse) the starts, fine-tune every (start, mode, seed) cell, then write results.csv,
-    summary.md and finetune_curves.png into ``out``. ``timesteps`` replaces every start's budget;
-    ``overrides`` are FinetuneConfig fields for every cell. Every setting is checked before any work."""
-    bad = [m for m in modes if m not in FINETUNE_MODES]
+    summary.md and finetune_curves.png into ``out``. ``modes`` replaces every start's own, ``timesteps`` its
+    budget; ``overrides`` are FinetuneConfig fields for every cell. Every setting is checked before any work.
+    ``report_only`` runs nothing: the report shows the cells already finished with these settings (a grid
+    stopped early, or one whose starts ran with different seeds)."""
+    bad = [m for m in modes or () if m not in FINETUNE_MODES]
     if bad:
         raise UserError(f"unknown mode {bad[0]!r}; use any of {', '.join(FINETUNE_MODES)}")
     trains = {name: start.train_config() for name, start in starts.items()}
-    cells = {(s, m, seed): cell_config(starts[s], m, seed, timesteps, overrides or {}) for s in starts for m in modes
-             for seed in seeds}  # fmt: skip
+    cells = {(s, m, seed): cell_config(start, m, seed, timesteps, overrides or {}) for s, start in starts.items()
+             for m in modes or start.modes for seed in seeds}  # fmt: skip
     check_workers(workers, address)
     out = Path(out)
     with claimed_dir(out):
         root = out.resolve() / "runs"
-        parallel = workers > 1 or address is not None
-        start_jobs = [Job(f"start-{s}", run_cell, (config, root / f"start-{s}", False, force, parallel))
-                      for s, config in trains.items()]  # fmt: skip
-        trained = run_jobs(start_jobs, workers, address)
-        ready = [s for s in starts if not isinstance(trained[f"start-{s}"], Failed)]
-        jobs = [Job(cell_name(*key), finetune_cell, (root / f"start-{key[0]}", config, root / cell_name(*key), force))
-                for key, config in cells.items() if key[0] in ready]  # fmt: skip
-        done = run_jobs(jobs, workers, address)
-        results = {key: done[cell_name(*key)] if key[0] in ready else
-                   Failed(f"its start failed: {trained[f'start-{key[0]}'].error}") for key in cells}  # fmt: skip
+        if report_only:
+            results = {key: finished(root / cell_name(*key), config) or NOT_RUN for key, config in cells.items()}
+        else:
+            results = run_cells(root, starts, trains, cells, force, workers, address)
         rows = [table_row(key, value) for key, value in results.items()]
         write_finetune_report(out, rows, results)
     return rows
+
+
+def run_cells(root: Path, starts: dict[str, Start], trains: dict[str, TrainConfig | None],
+              cells: dict[tuple[str, str, int], FinetuneConfig], force: bool, workers: int,
+              address: str | None) -> dict[tuple[str, str, int], Any]:  # fmt: skip
+    """Train (or reuse) the imitation starts into ``root``, then run every cell of a start that trained: each
+    cell's results, or a :class:`Failed`."""
+    parallel = workers > 1 or address is not None
+    start_jobs = [Job(f"start-{s}", run_cell, (config, root / f"start-{s}", False, force, parallel))
+                  for s, config in trains.items() if config is not None]  # fmt: skip
+    trained = run_jobs(start_jobs, workers, address) if start_jobs else {}
+    failed = {s: trained[f"start-{s}"] for s in starts if isinstance(trained.get(f"start-{s}"), Failed)}
+    sources = {s: str(root / f"start-{s}") if trains[s] else start.expert for s, start in starts.items()}
+    jobs = [Job(cell_name(*key), finetune_cell, (sources[key[0]], config, root / cell_name(*key), force))
+            for key, config in cells.items() if key[0] not in failed]  # fmt: skip
+    done = run_jobs(jobs, workers, address)
+    return {key: Failed(f"its start failed: {failed[key[0]].error}") if key[0] in failed else done[cell_name(*key)]
+            for key in cells}  # fmt: skip
 
 
 def cell_config(start: Start, mode: str, seed: int, timesteps: int | None, overrides: dict[str, Any]) -> FinetuneConfig:
@@ -116,22 +147,37 @@ def cell_name(start: str, mode: str, seed: int) -> str:
     return f"finetune-{start}-{mode}-s{seed}"
 
 
-def finetune_cell(start_dir: Path, config: FinetuneConfig, cell_dir: Path, force: bool) -> dict[str, Any]:
-    """One fine-tuning run of the start in ``start_dir`` (reused if it finished with these settings)."""
-    if not force and (cell_dir / RESULTS_FILE).exists():
-        recorded = asdict(read_run(cell_dir).config)
-        requested = asdict(config) | {"env_wrapper": recorded["env_wrapper"]}  # the start's, resolved by the run
-        if {k: v for k, v in recorded.items() if k != "ppo"} == {k: v for k, v in requested.items() if k != "ppo"} \
-                and (requested["ppo"] or {}).items() <= (recorded["ppo"] or {}).items():  # fmt: skip
-            return read_results(cell_dir)
-    finetune_run(str(start_dir), config, out=cell_dir, quiet=True)
+def finetune_cell(source: str, config: FinetuneConfig, cell_dir: Path, force: bool) -> dict[str, Any]:
+    """One fine-tuning run of ``source``, a start's run folder or a Hub repo (reused if it finished with these
+    settings)."""
+    reused = None if force else finished(cell_dir, config)
+    if reused is not None:
+        return reused
+    finetune_run(source, config, out=cell_dir, quiet=True)
     return read_results(cell_dir)
+
+
+#: A cell ``report_only`` found no finished run for.
+NOT_RUN = Failed("not run")
+
+
+def finished(cell_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
+    """The results of the run in ``cell_dir`` if it finished with ``config``'s settings, else None."""
+    if not (cell_dir / RESULTS_FILE).exists():
+        return None
+    recorded = asdict(read_run(cell_dir).config)
+    requested = asdict(config) | {"env_wrapper": recorded["env_wrapper"]}  # the start's, resolved by the run
+    same = {k: v for k, v in recorded.items() if k != "ppo"} == {k: v for k, v in requested.items() if k != "ppo"}
+    return read_results(cell_dir) if same and (requested["ppo"] or {}).items() <= (recorded["ppo"] or {}).items() \
+        else None  # fmt: skip
 
 
 def table_row(key: tuple[str, str, int], results: Any) -> dict[str, Any]:
     """A cell's CSV row: the lowest evaluation, the milestones and the end as % of its start (and expert)."""
     start, mode, seed = key
     row: dict[str, Any] = {"start": start, "mode": mode, "seed": seed, "run": cell_name(*key)}
+    if results is NOT_RUN:
+        return row | {"status": NOT_RUN.error}
     if isinstance(results, Failed):
         return row | {"status": f"failed: {results.error}"}
     curve, first = results["curve"], results["start_return"]
@@ -169,7 +215,8 @@ def finetune_markdown(rows: list[dict[str, Any]]) -> str:
         for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
             cell = [r for r in rows if r["start"] == start and r["mode"] == mode]
             ok = [r for r in cell if r["status"] == "ok"]
-            failed = f" ({len(cell) - len(ok)} failed)" if len(ok) < len(cell) else ""
+            missing = {what: sum(r["status"].startswith(what) for r in cell) for what in ("failed", NOT_RUN.error)}
+            failed = "".join(f" ({n} {what})" for what, n in missing.items() if n)
             first = f"{np.mean([r['start_return'] for r in ok]):.0f}" if ok else "-"
             lines.append(f"| {start} | {mode} | {first} | {len(ok)}{failed} | "
                          + " | ".join(_spread([r[k] for r in ok]) for k in keys) + " |")  # fmt: skip

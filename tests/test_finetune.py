@@ -9,6 +9,7 @@ from collections import deque
 import matplotlib.image as mpimg
 import pytest
 import torch as th
+import yaml
 from conftest import sb3_il, train_run
 from stable_baselines3 import PPO
 
@@ -27,7 +28,7 @@ from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import percent_of_expert
 from sb3_il.finetune import Source, finetune, load_source
-from sb3_il.finetune_benchmark import COLUMNS, Start, run_finetune_benchmark
+from sb3_il.finetune_benchmark import COLUMNS, EXPERT, Start, run_finetune_benchmark
 
 
 def finetune_main(args: list) -> int:
@@ -184,6 +185,17 @@ def test_a_hub_ppo_zip_saved_under_old_gym_fine_tunes(hub_cache, tmp_path, repo_
     assert model.num_timesteps >= 512 and model.verbose == 0
 
 
+def test_a_hub_ppo_fine_tunes_under_the_wrappers_its_repo_records(hub_cache, tmp_path):
+    """sb3/ppo-Walker2d-v3 acts on Walker2d's 17 observations plus a TimeFeatureWrapper's time entry."""
+    out = tmp_path / "walker"
+    args = ["--run", "sb3/ppo-Walker2d-v3", "--env", "Walker2d-v4", "--mode", "naive", "--timesteps", "64",
+            "--eval-episodes", "1", "--quiet", "--out", str(out)]  # fmt: skip
+    assert finetune_main(args) == 0
+    config = yaml.safe_load((out / "config.yml").read_text())
+    assert config["env_wrapper"] == ["sb3_contrib.common.wrappers.TimeFeatureWrapper"]
+    assert PPO.load(out / "policy.zip").observation_space.shape == (18,)
+
+
 def test_a_run_folder_source_carries_its_expert_return(runs_dir):
     run = train_run(runs_dir, "--algo", "bc", "--env", "CartPole-v1", "--grad-steps", "100")
     source = load_source(str(run["dir"]))
@@ -242,10 +254,40 @@ def test_finetune_track_tabulates_starts_modes_and_seeds(hub_cache, tmp_path):
     before = {c: c.stat().st_mtime_ns for c in cells}
     run_finetune_benchmark(out, {"pendulum": start}, ["prepared", "naive"], [0, 1], overrides=tiny)
     assert {c: c.stat().st_mtime_ns for c in cells} == before
+    # a report of finished cells only: a seed never run, and settings no cell ran with, run nothing
+    rows = run_finetune_benchmark(out, {"pendulum": start}, ["naive"], [1, 2], overrides=tiny, report_only=True)
+    assert [r["status"] for r in rows] == ["ok", "not run"]
+    assert not (out / "runs" / "finetune-pendulum-naive-s2").exists()
+    assert "| pendulum | naive | " in (out / "summary.md").read_text()
+    assert "(1 not run)" in (out / "summary.md").read_text()
+    other = tiny | {"eval_every": 512}
+    rows = run_finetune_benchmark(out, {"pendulum": start}, ["naive"], [0], overrides=other, report_only=True)
+    assert [r["status"] for r in rows] == ["not run"] and {c: c.stat().st_mtime_ns for c in cells} == before
 
 
-@pytest.mark.parametrize(("flags", "message"), [(["--n-iters", "3"], "--n-iters does not apply"),
-                                                (["--starts", "nope"], "unknown start 'nope'")])  # fmt: skip
+def test_finetune_track_continues_a_hub_expert_itself(hub_cache, tmp_path):
+    """An expert start is the Hub PPO as saved, continued in its own modes: nothing is trained first, its
+    recorded wrappers apply, and an expert PPO cannot continue is refused before any work."""
+    start = Start(EXPERT, "CartPole-v1", "sb3/ppo-CartPole-v1", 512, modes=("naive",))
+    out = tmp_path / "expert-track"
+    (row,) = run_finetune_benchmark(out, {"cartpole": start}, None, [0], overrides={"eval_every": 256,
+                                                                                  "eval_episodes": 2})  # fmt: skip
+    assert (row["mode"], row["status"]) == ("naive", "ok") and row["start_return"] == 500.0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["finetune-cartpole-naive-s0"]
+    with pytest.raises(UserError, match="holds a SAC model"):
+        run_finetune_benchmark(tmp_path / "sac", {"p": Start(EXPERT, "Pendulum-v1", "sb3/sac-Pendulum-v1", 512)},
+                               None, [0])  # fmt: skip
+    assert not (tmp_path / "sac").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--track", "finetune", "--n-iters", "3"], "--n-iters does not apply"),
+        (["--track", "finetune", "--starts", "nope"], "unknown start 'nope'"),
+        (["--report-only"], "--report-only applies to --track finetune only"),
+    ],
+)
 def test_finetune_track_refuses_what_it_cannot_use(hub_cache, tmp_path, capsys, flags, message):
-    assert sb3_il("benchmark", "--track", "finetune", "--out", tmp_path / "x", *flags) == 2
+    assert sb3_il("benchmark", "--out", tmp_path / "x", *flags) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
