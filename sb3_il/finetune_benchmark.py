@@ -182,15 +182,21 @@ def table_row(key: tuple[str, str, int], results: Any) -> dict[str, Any]:
         return row | {"status": f"failed: {results.error}"}
     curve, first = results["curve"], results["start_return"]
     pct = [percent_of_expert(p["mean_return"], first) for p in curve]
-    at = {m: next((p for p, c in zip(pct, curve, strict=True) if c["timesteps"] >= m), None) for m in MILESTONES}
+    at = {m: next((p for p, t in zip(pct, steps_taken(curve), strict=True) if t >= m), None) for m in MILESTONES}
     expert = results.get("expert_return")
     return row | {
-        "status": "ok", "timesteps": curve[-1]["timesteps"], "start_return": first, "expert_return": expert,
+        "status": "ok", "timesteps": steps_taken(curve)[-1], "start_return": first, "expert_return": expert,
         "lowest_pct_start": min(pct), **{f"pct_start_{m // 1000}k": v for m, v in at.items()},
         "final_pct_start": pct[-1],
         "final_pct_expert": percent_of_expert(results["final_return"], expert) if expert else None,
         "wall_s": results["wall_s"],
     }  # fmt: skip
+
+
+def steps_taken(curve: list[dict[str, float]]) -> list[int]:
+    """PPO steps taken by each evaluation of ``curve``: a Hub expert's zip starts its count where its own
+    training ended."""
+    return [int(p["timesteps"] - curve[0]["timesteps"]) for p in curve]
 
 
 def write_finetune_report(out: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
@@ -240,7 +246,7 @@ def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple,
                       if r["start"] == start and r["mode"] == mode and r["status"] == "ok"]  # fmt: skip
             if curves:
                 length = min(map(len, curves))
-                x = [p["timesteps"] for p in curves[0][:length]]
+                x = steps_taken(curves[0])[:length]
                 series[mode] = (x, [[percent_of_expert(p["mean_return"], c[0]["mean_return"]) for p in c[:length]]
                                     for c in curves])  # fmt: skip
         panels.append(BandPanel(start, series, {"start (100%)": 100.0, "97%": 97.0}))
