@@ -112,7 +112,9 @@ def run_finetune_benchmark(
             results = {key: finished(root / cell_name(*key), config) or NOT_RUN for key, config in cells.items()}
         else:
             results = run_cells(root, starts, trains, cells, force, workers, address)
-        rows = [table_row(key, value) for key, value in results.items()]
+        starts_return = {key[0]: value["start_return"] for key, value in results.items()
+                         if key[1] != "scratch" and not isinstance(value, Failed)}  # fmt: skip
+        rows = [table_row(key, value, starts_return.get(key[0])) for key, value in results.items()]
         write_finetune_report(out, rows, results)
     return rows
 
@@ -172,15 +174,18 @@ def finished(cell_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
         else None  # fmt: skip
 
 
-def table_row(key: tuple[str, str, int], results: Any) -> dict[str, Any]:
-    """A cell's CSV row: the lowest evaluation, the milestones and the end as % of its start (and expert)."""
+def table_row(key: tuple[str, str, int], results: Any, start_return: float | None = None) -> dict[str, Any]:
+    """A cell's CSV row: the lowest evaluation, the milestones and the end as % of the start's return (and the
+    expert's). ``start_return`` is the policy the start's modes fine-tune; a scratch cell, which starts from a
+    random policy of its own, is measured against it too (its own start when the start has no other mode)."""
     start, mode, seed = key
     row: dict[str, Any] = {"start": start, "mode": mode, "seed": seed, "run": cell_name(*key)}
     if results is NOT_RUN:
         return row | {"status": NOT_RUN.error}
     if isinstance(results, Failed):
         return row | {"status": f"failed: {results.error}"}
-    curve, first = results["curve"], results["start_return"]
+    curve = results["curve"]
+    first = start_return if start_return is not None else results["start_return"]
     pct = [percent_of_expert(p["mean_return"], first) for p in curve]
     at = {m: next((p for p, t in zip(pct, steps_taken(curve), strict=True) if t >= m), None) for m in MILESTONES}
     expert = results.get("expert_return")
@@ -237,18 +242,19 @@ def _spread(values: list[float | None]) -> str:
 
 
 def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
-    """% of the start against PPO timesteps, one panel per start, one band per mode."""
+    """% of the start's return (as the table measures it) against PPO timesteps, one panel per start, one band
+    per mode."""
     panels = []
     for start in dict.fromkeys(r["start"] for r in rows):
         series = {}
         for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
-            curves = [results[r["start"], mode, r["seed"]]["curve"] for r in rows
-                      if r["start"] == start and r["mode"] == mode and r["status"] == "ok"]  # fmt: skip
+            ok = [r for r in rows if r["start"] == start and r["mode"] == mode and r["status"] == "ok"]
+            curves = [(results[r["start"], mode, r["seed"]]["curve"], r["start_return"]) for r in ok]
             if curves:
-                length = min(map(len, curves))
-                x = steps_taken(curves[0])[:length]
-                series[mode] = (x, [[percent_of_expert(p["mean_return"], c[0]["mean_return"]) for p in c[:length]]
-                                    for c in curves])  # fmt: skip
+                length = min(len(c) for c, _ in curves)
+                x = steps_taken(curves[0][0])[:length]
+                series[mode] = (x, [[percent_of_expert(p["mean_return"], first) for p in c[:length]]
+                                    for c, first in curves])  # fmt: skip
         panels.append(BandPanel(start, series, {"start (100%)": 100.0, "97%": 97.0}))
     band_figure(panels, "PPO timesteps", "% of the start's return", "PPO fine-tuning of imitation policies", path)
 

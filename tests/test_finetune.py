@@ -28,7 +28,7 @@ from sb3_il.envs import make_env
 from sb3_il.errors import UserError
 from sb3_il.evaluation import percent_of_expert
 from sb3_il.finetune import Source, finetune, load_source
-from sb3_il.finetune_benchmark import COLUMNS, EXPERT, Start, run_finetune_benchmark
+from sb3_il.finetune_benchmark import COLUMNS, EXPERT, Start, run_finetune_benchmark, table_row
 
 
 def finetune_main(args: list) -> int:
@@ -279,6 +279,14 @@ def test_finetune_track_continues_a_hub_expert_itself(hub_cache, tmp_path):
         run_finetune_benchmark(tmp_path / "sac", {"p": Start(EXPERT, "Pendulum-v1", "sb3/sac-Pendulum-v1", 512)},
                                None, [0])  # fmt: skip
     assert not (tmp_path / "sac").exists()
+
+
+def test_scratch_cells_are_measured_against_the_start_they_are_compared_with():
+    curve = [{"timesteps": 0, "mean_return": 50.0}, {"timesteps": 200_000, "mean_return": 150.0}]
+    results = {"curve": curve, "start_return": 50.0, "final_return": 150.0, "expert_return": 300.0, "wall_s": 1.0}
+    row = table_row(("poor", "scratch", 0), results, start_return=100.0)
+    assert (row["lowest_pct_start"], row["pct_start_200k"], row["final_pct_expert"]) == (50.0, 150.0, 50.0)
+    assert table_row(("poor", "scratch", 0), results)["lowest_pct_start"] == 100.0  # no other mode: its own
 
 
 @pytest.mark.parametrize(
