@@ -267,7 +267,7 @@ def benchmark_parser(sub: Any) -> None:
         "expert of the zoo; labels: the zoo's experts at each --label-budgets; finetune: PPO fine-tuning of "
         "--starts in --modes (default: article)",
     )
-    parser.add_argument("--starts", nargs="+", default=[], help="finetune track: imitation starts (default: all)")
+    parser.add_argument("--starts", nargs="+", default=[], help="finetune track: starts (default: all)")
     parser.add_argument("--modes", nargs="+", default=None, choices=FINETUNE_MODES,
                         help="finetune track: fine-tuning modes (default: each start's own)")  # fmt: skip
     parser.add_argument("--timesteps", type=int, default=None, help="finetune track: PPO steps (default: per start)")
