@@ -170,8 +170,9 @@ def finished(cell_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
     recorded = asdict(read_run(cell_dir).config)
     requested = asdict(config) | {"env_wrapper": recorded["env_wrapper"]}  # the start's, resolved by the run
     same = {k: v for k, v in recorded.items() if k != "ppo"} == {k: v for k, v in requested.items() if k != "ppo"}
-    return read_results(cell_dir) if same and (requested["ppo"] or {}).items() <= (recorded["ppo"] or {}).items() \
-        else None  # fmt: skip
+    if not same or not (requested["ppo"] or {}).items() <= (recorded["ppo"] or {}).items():
+        return None
+    return read_results(cell_dir)
 
 
 def table_row(key: tuple[str, str, int], results: Any, start_return: float | None = None) -> dict[str, Any]:
@@ -186,11 +187,11 @@ def table_row(key: tuple[str, str, int], results: Any, start_return: float | Non
         return row | {"status": f"failed: {results.error}"}
     curve = results["curve"]
     first = start_return if start_return is not None else results["start_return"]
-    pct = [percent_of_expert(p["mean_return"], first) for p in curve]
-    at = {m: next((p for p, t in zip(pct, steps_taken(curve), strict=True) if t >= m), None) for m in MILESTONES}
+    pct, steps = [percent_of_expert(p["mean_return"], first) for p in curve], steps_taken(curve)
+    at = {m: next((p for p, t in zip(pct, steps, strict=True) if t >= m), None) for m in MILESTONES}
     expert = results.get("expert_return")
     return row | {
-        "status": "ok", "timesteps": steps_taken(curve)[-1], "start_return": first, "expert_return": expert,
+        "status": "ok", "timesteps": steps[-1], "start_return": first, "expert_return": expert,
         "lowest_pct_start": min(pct), **{f"pct_start_{m // 1000}k": v for m, v in at.items()},
         "final_pct_start": pct[-1],
         "final_pct_expert": percent_of_expert(results["final_return"], expert) if expert else None,
