@@ -244,7 +244,7 @@ def _spread(values: list[float | None]) -> str:
 
 def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
     """% of the start's return (as the table measures it) against PPO timesteps, one panel per start, one band
-    per mode."""
+    per mode, the expert's return as a line."""
     panels = []
     for start in dict.fromkeys(r["start"] for r in rows):
         series = {}
@@ -256,7 +256,12 @@ def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple,
                 x = steps_taken(curves[0][0])[:length]
                 series[mode] = (x, [[percent_of_expert(p["mean_return"], first) for p in c[:length]]
                                     for c, first in curves])  # fmt: skip
-        panels.append(BandPanel(start, series, {"start (100%)": 100.0, "97%": 97.0}))
+        lines = {"start (100%)": 100.0, "97%": 97.0}
+        experts = [percent_of_expert(r["expert_return"], r["start_return"]) for r in rows
+                   if r["start"] == start and r["status"] == "ok" and r["expert_return"]]  # fmt: skip
+        if experts:  # where a poor start's target sits
+            lines[f"expert ({np.mean(experts):.0f}%)"] = float(np.mean(experts))
+        panels.append(BandPanel(start, series, lines))
     band_figure(panels, "PPO timesteps", "% of the start's return", "PPO fine-tuning of imitation policies", path)
 
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from sb3_il.files import atomic_write  # noqa: E402
 
@@ -64,6 +65,7 @@ def finetune_curves(
     if expert is not None:
         ax.axhline(expert, color="k", linestyle="--", label="expert")
     ax.set(xlabel="PPO timesteps", ylabel="episode return (deterministic)", title=title)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     save_figure(fig, path)
@@ -161,6 +163,8 @@ def band_figure(panels: list[BandPanel], xlabel: str, ylabel: str, title: str, p
         ax.set(title=panel.title.replace(" (", "\n("), xlabel=xlabel, ylabel=ylabel)
         if log_x:
             ax.set_xscale("log")
+        else:  # 200k, 1M: six-digit step counts overlap, and "1e6" sits apart from its ticks
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{title} (line: mean over seeds, band: ± std, dots: seeds)")
