@@ -76,9 +76,13 @@ STARTS = {
 }
 #: Timesteps at which the table reports the return.
 MILESTONES = (200_000, 500_000, 1_000_000)
-COLUMNS = ["start", "mode", "seed", "status", "timesteps", "start_return", "expert_return", "lowest_pct_start",
-           *(f"pct_start_{m // 1000}k" for m in MILESTONES), "final_pct_start", "final_pct_expert", "wall_s",
-           "run"]  # fmt: skip
+#: The returns the table gives: the lowest evaluation, the milestones and the one after the last update.
+POINTS = ("lowest", *(f"{m // 1000}k" for m in MILESTONES), "final")
+#: What they are measured against: the start's return (a near-expert start's targets) and the expert's (a poor
+#: start's, whose own return may be negative).
+SCALES = {"start": "the start's return", "expert": "the expert's return"}
+COLUMNS = ["start", "mode", "seed", "status", "timesteps", "start_return", "expert_return",
+           *(f"pct_{scale}_{point}" for scale in SCALES for point in POINTS), "wall_s", "run"]  # fmt: skip
 
 
 def run_finetune_benchmark(
@@ -114,7 +118,9 @@ def run_finetune_benchmark(
             results = run_cells(root, starts, trains, cells, force, workers, address)
         starts_return = {key[0]: value["start_return"] for key, value in results.items()
                          if key[1] != "scratch" and not isinstance(value, Failed)}  # fmt: skip
-        rows = [table_row(key, value, starts_return.get(key[0])) for key, value in results.items()]
+        experts_return = {s: starts_return.get(s) for s, start in starts.items() if start.algo == EXPERT}
+        rows = [table_row(key, value, starts_return.get(key[0]), experts_return.get(key[0]))
+                for key, value in results.items()]  # fmt: skip
         write_finetune_report(out, rows, results)
     return rows
 
@@ -175,28 +181,29 @@ def finished(cell_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
     return read_results(cell_dir)
 
 
-def table_row(key: tuple[str, str, int], results: Any, start_return: float | None = None) -> dict[str, Any]:
-    """A cell's CSV row: the lowest evaluation, the milestones and the end as % of the start's return (and the
-    expert's). ``start_return`` is the policy the start's modes fine-tune; a scratch cell, which starts from a
-    random policy of its own, is measured against it too (its own start when the start has no other mode)."""
+def table_row(key: tuple[str, str, int], results: Any, start_return: float | None = None,
+              expert_return: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """A cell's CSV row: the :data:`POINTS` of its curve as % of the start's return and of the expert's.
+    ``start_return`` is the policy the start's modes fine-tune; a scratch cell, which starts from a random
+    policy of its own, is measured against it too (its own start when the start has no other mode).
+    ``expert_return`` is for a start that is the expert itself; other cells' runs record their expert's."""
     start, mode, seed = key
     row: dict[str, Any] = {"start": start, "mode": mode, "seed": seed, "run": cell_name(*key)}
     if results is NOT_RUN:
         return row | {"status": NOT_RUN.error}
     if isinstance(results, Failed):
         return row | {"status": f"failed: {results.error}"}
-    curve = results["curve"]
+    curve, steps = results["curve"], steps_taken(results["curve"])
     first = start_return if start_return is not None else results["start_return"]
-    pct, steps = [percent_of_expert(p["mean_return"], first) for p in curve], steps_taken(curve)
-    at = {m: next((p for p, t in zip(pct, steps, strict=True) if t >= m), None) for m in MILESTONES}
-    expert = results.get("expert_return")
-    return row | {
-        "status": "ok", "timesteps": steps[-1], "start_return": first, "expert_return": expert,
-        "lowest_pct_start": min(pct), **{f"pct_start_{m // 1000}k": v for m, v in at.items()},
-        "final_pct_start": pct[-1],
-        "final_pct_expert": percent_of_expert(results["final_return"], expert) if expert else None,
-        "wall_s": results["wall_s"],
-    }  # fmt: skip
+    expert = expert_return if expert_return is not None else results.get("expert_return")
+    row |= {"status": "ok", "timesteps": steps[-1], "start_return": first, "expert_return": expert,
+            "wall_s": results["wall_s"]}  # fmt: skip
+    for scale, reference in (("start", first), ("expert", expert)):
+        if reference:
+            pct = [percent_of_expert(p["mean_return"], reference) for p in curve]
+            at = [next((p for p, t in zip(pct, steps, strict=True) if t >= m), None) for m in MILESTONES]
+            row |= {f"pct_{scale}_{point}": v for point, v in zip(POINTS, [min(pct), *at, pct[-1]], strict=True)}
+    return row
 
 
 def steps_taken(curve: list[dict[str, float]]) -> list[int]:
@@ -216,23 +223,33 @@ def write_finetune_report(out: Path, rows: list[dict[str, Any]], results: dict[t
 
 
 def finetune_markdown(rows: list[dict[str, Any]]) -> str:
-    """Per (start, mode): mean ± std over seeds of the lowest evaluation, the milestones and the end."""
-    keys = ["lowest_pct_start", *(f"pct_start_{m // 1000}k" for m in MILESTONES), "final_pct_start",
-            "final_pct_expert"]  # fmt: skip
-    lines = ["% of the start's return (50-episode deterministic evaluations every 50k PPO steps; mean ± std over "
-             "PPO seeds; lowest seed in brackets):", "",
-             "| start | mode | start return | seeds | lowest | 200k | 500k | 1M | end | end, % of expert |",
-             "|" + "---|" * 10]  # fmt: skip
-    for start in dict.fromkeys(r["start"] for r in rows):
-        for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
-            cell = [r for r in rows if r["start"] == start and r["mode"] == mode]
-            ok = [r for r in cell if r["status"] == "ok"]
-            missing = {what: sum(r["status"].startswith(what) for r in cell) for what in ("failed", NOT_RUN.error)}
-            failed = "".join(f" ({n} {what})" for what, n in missing.items() if n)
-            first = f"{np.mean([r['start_return'] for r in ok]):.0f}" if ok else "-"
-            lines.append(f"| {start} | {mode} | {first} | {len(ok)}{failed} | "
-                         + " | ".join(_spread([r[k] for r in ok]) for k in keys) + " |")  # fmt: skip
+    """One table per scale; per (start, mode), mean ± std over seeds of each of the :data:`POINTS`."""
+    lines = ["50-episode deterministic evaluations every 50k PPO steps and after the last update; mean ± std over "
+             "PPO seeds, lowest seed in brackets."]  # fmt: skip
+    for scale, what in SCALES.items():
+        lines += [
+            "",
+            f"% of {what}:",
+            "",
+            f"| start | mode | {scale} return | seeds | lowest | 200k | 500k | 1M | end |",
+            "|" + "---|" * 9,
+        ]
+        for start in dict.fromkeys(r["start"] for r in rows):
+            for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
+                cell = [r for r in rows if r["start"] == start and r["mode"] == mode]
+                lines.append(markdown_row(cell, scale))
     return "\n".join(lines) + "\n"
+
+
+def markdown_row(cell: list[dict[str, Any]], scale: str) -> str:
+    """One (start, mode)'s row of ``scale``'s table, its seeds that failed or did not run counted."""
+    ok = [r for r in cell if r["status"] == "ok"]
+    missing = {what: sum(r["status"].startswith(what) for r in cell) for what in ("failed", NOT_RUN.error)}
+    failed = "".join(f" ({n} {what})" for what, n in missing.items() if n)
+    references = [r[f"{scale}_return"] for r in ok if r[f"{scale}_return"] is not None]
+    reference = f"{np.mean(references):.0f}" if references else "-"
+    spreads = [_spread([r.get(f"pct_{scale}_{point}") for r in ok]) for point in POINTS]
+    return f"| {cell[0]['start']} | {cell[0]['mode']} | {reference} | {len(ok)}{failed} | {' | '.join(spreads)} |"
 
 
 def _spread(values: list[float | None]) -> str:
@@ -243,26 +260,30 @@ def _spread(values: list[float | None]) -> str:
 
 
 def finetune_figure(path: Path, rows: list[dict[str, Any]], results: dict[tuple, Any]) -> None:
-    """% of the start's return (as the table measures it) against PPO timesteps, one panel per start, one band
-    per mode, the expert's return as a line."""
+    """% of the expert's return against PPO timesteps, one panel per start, one band per mode; the start and
+    97% of it (a near-expert start's floor) as lines. One scale for every panel: a poor start's return, the
+    other scale, may be negative."""
     panels = []
     for start in dict.fromkeys(r["start"] for r in rows):
+        ok = [r for r in rows if r["start"] == start and r["status"] == "ok"]
+        if not ok:  # nothing ran: an empty panel says so
+            panels.append(BandPanel(f"{start} (not run)", {}, {}))
+            continue
+        expert, first = ok[0]["expert_return"] or ok[0]["start_return"], ok[0]["start_return"]
         series = {}
-        for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
-            ok = [r for r in rows if r["start"] == start and r["mode"] == mode and r["status"] == "ok"]
-            curves = [(results[r["start"], mode, r["seed"]]["curve"], r["start_return"]) for r in ok]
-            if curves:
-                length = min(len(c) for c, _ in curves)
-                x = steps_taken(curves[0][0])[:length]
-                series[mode] = (x, [[percent_of_expert(p["mean_return"], first) for p in c[:length]]
-                                    for c, first in curves])  # fmt: skip
-        lines = {"start (100%)": 100.0, "97%": 97.0}
-        experts = [percent_of_expert(r["expert_return"], r["start_return"]) for r in rows
-                   if r["start"] == start and r["status"] == "ok" and r["expert_return"]]  # fmt: skip
-        if experts:  # where a poor start's target sits
-            lines[f"expert ({np.mean(experts):.0f}%)"] = float(np.mean(experts))
+        for mode in dict.fromkeys(r["mode"] for r in ok):
+            curves = [results[start, mode, r["seed"]]["curve"] for r in ok if r["mode"] == mode]
+            length = min(map(len, curves))
+            series[mode] = (
+                steps_taken(curves[0])[:length],
+                [[percent_of_expert(p["mean_return"], expert) for p in c[:length]] for c in curves],
+            )
+        level = percent_of_expert(first, expert)
+        lines = {"expert (100%)": 100.0, f"start ({level:.0f}%)": level}
+        if first > 0:
+            lines["97% of the start"] = percent_of_expert(0.97 * first, expert)
         panels.append(BandPanel(start, series, lines))
-    band_figure(panels, "PPO timesteps", "% of the start's return", "PPO fine-tuning of imitation policies", path)
+    band_figure(panels, "PPO timesteps", "% of the expert's return", "PPO fine-tuning of imitation policies", path)
 
 
 def named_starts(names: Sequence[str]) -> dict[str, Start]:

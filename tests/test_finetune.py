@@ -245,7 +245,8 @@ def test_finetune_track_tabulates_starts_modes_and_seeds(hub_cache, tmp_path):
     for row in rows:
         results = json.loads((out / "runs" / row["run"] / "results.json").read_text())
         curve = [p["mean_return"] for p in results["curve"]]
-        assert {row["lowest_pct_start"], row["final_pct_start"]} <= {percent_of_expert(r, curve[0]) for r in curve}
+        assert {row["pct_start_lowest"], row["pct_start_final"]} <= {percent_of_expert(r, curve[0]) for r in curve}
+        assert row["pct_expert_final"] == percent_of_expert(curve[-1], results["expert_return"])
         assert row["timesteps"] >= 2048 and row["pct_start_200k"] is None  # past the budget: no milestone
     with (out / "results.csv").open() as f:
         assert next(csv.reader(f)) == COLUMNS
@@ -273,6 +274,9 @@ def test_finetune_track_continues_a_hub_expert_itself(hub_cache, tmp_path):
     (row,) = run_finetune_benchmark(out, {"cartpole": start}, None, [0], overrides={"eval_every": 256,
                                                                                   "eval_episodes": 2})  # fmt: skip
     assert (row["mode"], row["status"]) == ("naive", "ok") and row["start_return"] == 500.0
+    assert (
+        row["expert_return"] == 500.0 and row["pct_expert_final"] == row["pct_start_final"]
+    )  # the start is the expert
     assert 512 <= row["timesteps"] < 1024  # PPO steps taken here, not the zip's count from its own training
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["finetune-cartpole-naive-s0"]
     with pytest.raises(UserError, match="holds a SAC model"):
@@ -285,8 +289,9 @@ def test_scratch_cells_are_measured_against_the_start_they_are_compared_with():
     curve = [{"timesteps": 0, "mean_return": 50.0}, {"timesteps": 200_000, "mean_return": 150.0}]
     results = {"curve": curve, "start_return": 50.0, "final_return": 150.0, "expert_return": 300.0, "wall_s": 1.0}
     row = table_row(("poor", "scratch", 0), results, start_return=100.0)
-    assert (row["lowest_pct_start"], row["pct_start_200k"], row["final_pct_expert"]) == (50.0, 150.0, 50.0)
-    assert table_row(("poor", "scratch", 0), results)["lowest_pct_start"] == 100.0  # no other mode: its own
+    assert (row["pct_start_lowest"], row["pct_start_200k"]) == (50.0, 150.0)
+    assert (row["pct_expert_lowest"], row["pct_expert_final"]) == (pytest.approx(100 / 6), 50.0)
+    assert table_row(("poor", "scratch", 0), results)["pct_start_lowest"] == 100.0  # no other mode: its own
 
 
 @pytest.mark.parametrize(
