@@ -227,13 +227,8 @@ def finetune_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["50-episode deterministic evaluations every 50k PPO steps and after the last update; mean ± std over "
              "PPO seeds, lowest seed in brackets."]  # fmt: skip
     for scale, what in SCALES.items():
-        lines += [
-            "",
-            f"% of {what}:",
-            "",
-            f"| start | mode | {scale} return | seeds | lowest | 200k | 500k | 1M | end |",
-            "|" + "---|" * 9,
-        ]
+        header = f"| start | mode | {scale} return | seeds | lowest | 200k | 500k | 1M | end |"
+        lines += ["", f"% of {what}:", "", header, "|" + "---|" * 9]
         for start in dict.fromkeys(r["start"] for r in rows):
             for mode in dict.fromkeys(r["mode"] for r in rows if r["start"] == start):
                 cell = [r for r in rows if r["start"] == start and r["mode"] == mode]
