@@ -274,9 +274,8 @@ def test_finetune_track_continues_a_hub_expert_itself(hub_cache, tmp_path):
     (row,) = run_finetune_benchmark(out, {"cartpole": start}, None, [0], overrides={"eval_every": 256,
                                                                                   "eval_episodes": 2})  # fmt: skip
     assert (row["mode"], row["status"]) == ("naive", "ok") and row["start_return"] == 500.0
-    assert (
-        row["expert_return"] == 500.0 and row["pct_expert_final"] == row["pct_start_final"]
-    )  # the start is the expert
+    assert row["expert_return"] == 500.0  # the start is its own expert
+    assert row["pct_expert_final"] == row["pct_start_final"]
     assert 512 <= row["timesteps"] < 1024  # PPO steps taken here, not the zip's count from its own training
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["finetune-cartpole-naive-s0"]
     with pytest.raises(UserError, match="holds a SAC model"):
